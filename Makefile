@@ -1,0 +1,48 @@
+# Ember: `make run` serves with the embedded defaults, `make test` runs the tests. Both set everything up.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+RUN_MODELS  ?= chat-fast
+TEST_MODELS ?= chat-tiny
+SLOW_MODELS ?= chat-fast
+
+.PHONY: run test test-slow lint bench models services clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+models: $(STAMP)
+	$(BIN)/ember models install $(RUN_MODELS)
+	$(BIN)/ember models assemble $(RUN_MODELS)
+
+run: models
+	$(BIN)/ember serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+services:
+	bash scripts/services.sh
+
+test: $(STAMP) services
+	$(BIN)/ember models install $(TEST_MODELS)
+	$(BIN)/ember models assemble $(TEST_MODELS)
+	$(MAKE) lint
+	$(BIN)/pytest -m "not slow"
+
+test-slow: $(STAMP) services
+	$(BIN)/ember models install $(TEST_MODELS) $(SLOW_MODELS)
+	$(BIN)/ember models assemble $(TEST_MODELS) $(SLOW_MODELS)
+	$(BIN)/pytest -m slow
+
+bench: models
+	$(BIN)/ember bench engine --model chat-fast
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""The HTTP API: OpenAI-shaped routes over the pipeline."""

@@ -1,0 +1,48 @@
+"""`create_app(settings)`: the FastAPI application. All state hangs off `app.state`, made in lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+
+import ember
+from ember import registry
+from ember.api import errors
+from ember.api.routes import chat, conversations, health, models
+from ember.config import Settings
+from ember.engines.pool import EnginePool
+from ember.pipeline import Pipeline
+from ember.store.sql import SqlStore
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    registry.load_plugins()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = await anyio.to_thread.run_sync(SqlStore, settings.db_url)
+        pool = EnginePool(settings)
+        app.state.settings = settings
+        app.state.pipeline = Pipeline(pool, store)
+        try:
+            if settings.load_on_start:
+                roles = [role for mode in models.available_modes(settings) for role in mode.roles]
+                await pool.start(roles)
+                log.info("engines ready: %s", ", ".join(pool.loaded()))
+            yield
+        finally:
+            await pool.close()
+            store.close()
+
+    # strict_content_type=False: a JSON body is read as JSON even when a client omits the header
+    app = FastAPI(title="Ember", version=ember.__version__, lifespan=lifespan, strict_content_type=False)
+    errors.install(app)
+    for module in (chat, models, conversations, health):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,158 @@
+"""OpenAI wire format: lenient request models (unknown fields accepted and logged), exact responses.
+
+Types are strict (a string where a number belongs is a 400, not a coercion). Content parts other than
+text are described here so the schema is honest, and refused by intake until a mode can read them.
+This module converts between the wire and `ember.types`; it does no I/O.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ember.errors import InvalidRequest, UnsupportedContent
+from ember.types import ChatRequest, Delta, GenerationParams, Message, Usage
+
+MAX_STOP_SEQUENCES = 4
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class TextPart(_Lenient):
+    type: Literal["text"]
+    text: str
+
+
+class ImageURL(_Lenient):
+    url: str
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImageURLPart(_Lenient):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
+class InputAudio(_Lenient):
+    data: str
+    format: str
+
+
+class InputAudioPart(_Lenient):
+    type: Literal["input_audio"]
+    input_audio: InputAudio
+
+
+ContentPart = Annotated[TextPart | ImageURLPart | InputAudioPart, Field(discriminator="type")]
+
+
+class ChatMessageIn(_Lenient):
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+
+
+class StreamOptions(_Lenient):
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(_Lenient):
+    model: str
+    messages: list[ChatMessageIn] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int | None = Field(default=None, ge=1, le=1, description="only one choice is generated")
+    user: str | None = Field(default=None, min_length=1, max_length=256)
+    conversation_id: str | None = Field(
+        default=None, max_length=64, description="Ember extension: continue a stored conversation"
+    )
+
+
+def _text_of(message: ChatMessageIn, index: int) -> str:
+    if message.content is None:
+        return ""
+    if isinstance(message.content, str):
+        return message.content
+    texts = []
+    for part in message.content:
+        if not isinstance(part, TextPart):
+            raise UnsupportedContent(
+                f"messages[{index}] has a {part.type!r} part; this server's modes read text only so far",
+                param=f"messages.{index}.content",
+            )
+        texts.append(part.text)
+    return "\n".join(texts)
+
+
+def to_chat_request(body: ChatCompletionRequest) -> ChatRequest:
+    stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+    if len(stop) > MAX_STOP_SEQUENCES:
+        raise InvalidRequest(f"at most {MAX_STOP_SEQUENCES} stop sequences are allowed", param="stop")
+    messages = [
+        Message("system" if m.role == "developer" else m.role, _text_of(m, i)) for i, m in enumerate(body.messages)
+    ]
+    if messages[-1].role == "assistant":
+        raise InvalidRequest("the last message must not be from the assistant", param="messages")
+    params = GenerationParams(
+        max_tokens=body.max_completion_tokens or body.max_tokens,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        stop=tuple(stop),
+        seed=body.seed,
+    )
+    return ChatRequest(
+        model=body.model,
+        messages=messages,
+        params=params,
+        user=body.user or "anonymous",
+        conversation_id=body.conversation_id,
+    )
+
+
+def completion_id() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex
+
+
+def completion_json(
+    cid: str, model: str, content: str, reasoning: str, finish: str | None, usage: Usage
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if reasoning:
+        message["reasoning_content"] = reasoning
+    return {
+        "id": cid,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish or "stop", "logprobs": None}],
+        "usage": usage.as_dict(),
+    }
+
+
+def chunk_json(cid: str, model: str, created: int, delta: Delta | None, *, role: bool = False) -> dict[str, Any]:
+    """One `chat.completion.chunk`; `delta=None` with usage set makes the usage-only final chunk."""
+    body: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
+    if delta is None:
+        return {**body, "choices": []}
+    part: dict[str, Any] = {"role": "assistant", "content": ""} if role else {}
+    if delta.content:
+        part["content"] = delta.content
+    if delta.reasoning:
+        part["reasoning_content"] = delta.reasoning
+    body["choices"] = [{"index": 0, "delta": part, "finish_reason": delta.finish_reason, "logprobs": None}]
+    return body
+
+
+def error_json(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}

@@ -1,0 +1,43 @@
+"""`GET /v1/models`: the modes this server can run, as OpenAI model objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from ember import registry
+from ember.api.deps import SettingsDep
+from ember.config import Settings
+from ember.errors import ModelNotFound
+from ember.modes.base import Mode
+
+router = APIRouter()
+
+
+def available_modes(settings: Settings) -> list[Mode]:
+    """Modes whose every model role has an engine configured."""
+    return [m for m in registry.modes if all(role in settings.roles for role in m.roles)]
+
+
+def _model_json(mode: Mode) -> dict[str, Any]:
+    return {
+        "id": mode.name,
+        "object": "model",
+        "created": 0,
+        "owned_by": "ember",
+        "description": mode.description,
+    }
+
+
+@router.get("/v1/models")
+async def list_models(settings: SettingsDep) -> dict[str, Any]:
+    return {"object": "list", "data": [_model_json(m) for m in available_modes(settings)]}
+
+
+@router.get("/v1/models/{model_id}")
+async def get_model(model_id: str, settings: SettingsDep) -> dict[str, Any]:
+    for mode in available_modes(settings):
+        if mode.name == model_id:
+            return _model_json(mode)
+    raise ModelNotFound(f"The model {model_id!r} does not exist", param="model")

@@ -1,0 +1,80 @@
+"""One validated Settings object, read from EMBER_* environment variables and an optional ember.toml.
+
+Settings are built once at start (CLI or `create_app`) and passed down; nothing reads the environment
+later. This module does not load models or open databases.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CTX_SIZE = 4096
+DEFAULT_PARALLEL = 4
+
+
+class EngineSpec(BaseModel):
+    """Where one model role runs: which registered engine, on which model, with what resources."""
+
+    engine: str = "llama_cpp"
+    model: str = Field(description="catalogue role (e.g. chat-fast), a GGUF path, or a remote model name")
+    url: str | None = Field(default=None, description="base URL of a remote OpenAI-compatible server")
+    api_key: str | None = None
+    threads: int | None = Field(default=None, ge=1, description="CPU threads; default: all cores")
+    ctx_size: int = Field(default=DEFAULT_CTX_SIZE, ge=256)
+    parallel: int = Field(default=DEFAULT_PARALLEL, ge=1, le=64)
+    timeout_s: float = Field(default=600.0, gt=0)
+    options: dict[str, Any] = Field(default_factory=dict, description="engine-specific extras")
+
+
+def _default_roles() -> dict[str, EngineSpec]:
+    return {"chat-fast": EngineSpec(engine="llama_cpp", model="chat-fast")}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="EMBER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("ember")))
+    cache_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_cache_dir("ember")))
+    database_url: str | None = None
+    roles: dict[str, EngineSpec] = Field(default_factory=_default_roles)
+    load_on_start: bool = True
+    health_timeout_s: float = Field(default=30.0, gt=0)
+    max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+
+    @field_validator("roles", mode="after")
+    @classmethod
+    def _merge_default_roles(cls, roles: dict[str, EngineSpec]) -> dict[str, EngineSpec]:
+        return {**_default_roles(), **roles}
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'ember.db'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=os.environ.get("EMBER_CONFIG", "ember.toml"))
+        return (init_settings, env_settings, toml)

@@ -1,0 +1,1 @@
+"""Engines turn messages into streamed deltas. Each registers itself in `ember.registry.engines`."""

@@ -1,0 +1,89 @@
+"""The engine contract: one async streaming method plus a capabilities record.
+
+Usage::
+
+    engine = registry.engines.get("llama_cpp")(spec, settings)
+    await engine.start()
+    async for delta in engine.stream(messages, GenerationParams(max_tokens=64)):
+        print(delta.content, end="")
+    await engine.close()
+
+`stream` yields text deltas; its last delta has `finish_reason` and `usage`. Closing the iterator
+early (a client went away) must stop the generation and free the engine's slot promptly. Errors the
+request caused are raised as `ember.errors.InvalidRequest` subclasses before the first delta.
+Engines know nothing of HTTP, modes or storage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from ember.errors import ContextLengthExceeded, EmberError, EngineError, InvalidRequest
+from ember.types import Capabilities, Delta, GenerationParams, Message, Usage
+
+
+class Engine(Protocol):
+    name: str
+    capabilities: Capabilities
+    active: int  # generations in flight right now
+
+    async def start(self) -> None:
+        """Load the model or open the connection. Idempotent."""
+
+    def stream(self, messages: list[Message], params: GenerationParams) -> AsyncIterator[Delta]:
+        """Generate an answer to `messages`, piece by piece."""
+        ...
+
+    async def close(self) -> None:
+        """Release the model or connection."""
+
+
+def openai_body(messages: list[Message], params: GenerationParams) -> dict[str, object]:
+    """The OpenAI chat-completions request body for a streamed generation."""
+    body: dict[str, object] = {
+        "messages": [{"role": m.role, "content": m.content} for m in messages],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    optional = {
+        "max_tokens": params.max_tokens,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "seed": params.seed,
+        "stop": list(params.stop) or None,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    return body
+
+
+def delta_from_chunk(chunk: dict[str, object]) -> Delta | None:
+    """Turn one OpenAI `chat.completion.chunk` into a Delta (None if it carries nothing)."""
+    delta = Delta()
+    choices = chunk.get("choices")
+    if isinstance(choices, list) and choices:
+        choice = choices[0]
+        part = choice.get("delta") or {}
+        delta.content = part.get("content") or ""
+        delta.reasoning = part.get("reasoning_content") or ""
+        delta.finish_reason = choice.get("finish_reason")
+    usage = chunk.get("usage")
+    if isinstance(usage, dict):
+        delta.usage = Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
+    if not (delta.content or delta.reasoning or delta.finish_reason or delta.usage):
+        return None
+    return delta
+
+
+def error_from_payload(status: int, payload: object) -> EmberError:
+    """Map an OpenAI-style error body from an engine (llama.cpp, vLLM, another Ember) to our tree."""
+    err = payload.get("error", payload) if isinstance(payload, dict) else {}
+    if not isinstance(err, dict):
+        err = {"message": str(err)}
+    message = str(err.get("message") or payload)
+    kind = f"{err.get('type', '')} {err.get('code', '')} {message}".lower()
+    if "exceed_context" in kind or "context_length" in kind or "maximum context length" in kind:
+        return ContextLengthExceeded(message, param="messages")
+    if 400 <= status < 500 and status != 429:
+        return InvalidRequest(message, param=err.get("param"))
+    return EngineError(f"engine error ({status}): {message}")

@@ -1,0 +1,70 @@
+"""A scripted engine shipped in the package, for unit tests of the logic around engines.
+
+Options (`EngineSpec.options`): `replies` (list of answers, used in turn; default: echo the last user
+message), `delay_s` (pause before each word), `fail_with` (an error message raised as EngineError).
+"Tokens" are whitespace-separated words; prompt words beyond `ctx_size` raise ContextLengthExceeded,
+like a real engine. It never loads a model and is never the only test of a feature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+
+from ember import registry
+from ember.config import EngineSpec, Settings
+from ember.errors import ContextLengthExceeded, EngineError
+from ember.types import Capabilities, Delta, GenerationParams, Message, Usage
+
+
+class FakeEngine:
+    name = "fake"
+
+    def __init__(self, spec: EngineSpec, settings: Settings | None = None) -> None:
+        self.spec = spec
+        self.capabilities = Capabilities(context_tokens=spec.ctx_size, parallel=spec.parallel)
+        replies = spec.options.get("replies")
+        self._replies = itertools.cycle(replies) if replies else None
+        self.delay_s = float(spec.options.get("delay_s", 0.0))
+        self.fail_with: str | None = spec.options.get("fail_with")
+        self.active = 0
+        self.calls: list[tuple[list[Message], GenerationParams]] = []
+        self.started = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    def _reply(self, messages: list[Message]) -> str:
+        if self._replies is not None:
+            return str(next(self._replies))
+        last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        return f"You said: {last_user}"
+
+    async def stream(self, messages: list[Message], params: GenerationParams) -> AsyncIterator[Delta]:
+        self.calls.append((messages, params))
+        prompt_tokens = sum(len(m.content.split()) + 4 for m in messages)
+        if prompt_tokens >= self.spec.ctx_size:
+            raise ContextLengthExceeded(
+                f"request ({prompt_tokens} tokens) exceeds the available context size ({self.spec.ctx_size} tokens)"
+            )
+        if self.fail_with:
+            raise EngineError(self.fail_with)
+        words = self._reply(messages).split(" ")
+        limit = params.max_tokens or len(words)
+        self.active += 1
+        try:
+            for i, word in enumerate(words[:limit]):
+                if self.delay_s:
+                    await asyncio.sleep(self.delay_s)
+                yield Delta(content=word if i == 0 else " " + word)
+            finish = "length" if limit < len(words) else "stop"
+            yield Delta(finish_reason=finish, usage=Usage(prompt_tokens, min(limit, len(words))))
+        finally:
+            self.active -= 1
+
+    async def close(self) -> None:
+        self.started = False
+
+
+registry.engines.add("fake", FakeEngine)

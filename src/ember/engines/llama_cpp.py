@@ -1,0 +1,113 @@
+"""llama.cpp in-process through xllamacpp: llama.cpp's own server engine, with continuous batching.
+
+Each request runs `Server.handle_chat_completions` on a worker thread; chunks cross to the event loop
+through a queue. When the consumer stops iterating, the next chunk's callback returns True, which makes
+llama.cpp cancel the task and free its slot (within one token's time). The model file comes from
+`ember.assets`; this module does not download or verify anything itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import xllamacpp as xlc
+
+from ember import registry
+from ember.assets.assemble import resolve_model
+from ember.config import EngineSpec, Settings
+from ember.engines.base import delta_from_chunk, error_from_payload, openai_body
+from ember.errors import EngineError, EngineUnavailable
+from ember.types import Capabilities, Delta, GenerationParams, Message
+
+_END = object()
+
+
+class LlamaCppEngine:
+    """One loaded GGUF model serving `spec.parallel` slots of `spec.ctx_size` tokens each."""
+
+    name = "llama_cpp"
+
+    def __init__(self, spec: EngineSpec, settings: Settings) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.threads = spec.threads or os.cpu_count() or 1
+        self.capabilities = Capabilities(context_tokens=spec.ctx_size, parallel=spec.parallel)
+        self.server: Any = None
+        self.active = 0
+        self._pool = ThreadPoolExecutor(max_workers=2 * spec.parallel, thread_name_prefix="llama")
+        self._start_lock = asyncio.Lock()
+
+    def _params(self, path: str) -> Any:
+        p = xlc.CommonParams()
+        p.model.path = path
+        p.n_parallel = self.spec.parallel
+        p.n_ctx = self.spec.ctx_size * self.spec.parallel
+        p.kv_unified = False
+        p.cpuparams.n_threads = self.threads
+        p.cpuparams_batch.n_threads = self.threads
+        p.verbosity = int(self.spec.options.get("verbosity", -1))
+        return p
+
+    async def start(self) -> None:
+        async with self._start_lock:
+            if self.server is not None:
+                return
+            path = await asyncio.to_thread(resolve_model, self.spec.model, self.settings.cache_dir)
+            self.server = await asyncio.to_thread(xlc.Server, self._params(str(path)))
+
+    def _run(self, body: dict[str, object], put: Any, cancelled: threading.Event) -> None:
+        def on_chunk(chunk: dict[str, Any]) -> bool:
+            put(chunk)
+            return cancelled.is_set()
+
+        self.active += 1
+        try:
+            if not cancelled.is_set():
+                self.server.handle_chat_completions(body, on_chunk)
+        except Exception as exc:  # the C++ layer raises plain RuntimeErrors
+            put(EngineError(f"llama.cpp failed: {exc}"))
+        finally:
+            self.active -= 1
+            put(_END)
+
+    async def stream(self, messages: list[Message], params: GenerationParams) -> AsyncIterator[Delta]:
+        if self.server is None:
+            raise EngineUnavailable(f"engine for {self.spec.model!r} is not started")
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        cancelled = threading.Event()
+
+        def put(item: object) -> None:
+            if cancelled.is_set() and item is not _END:
+                return
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        loop.run_in_executor(self._pool, self._run, openai_body(messages, params), put, cancelled)
+        try:
+            while (item := await queue.get()) is not _END:
+                if isinstance(item, Exception):
+                    raise item
+                if "error" in item:
+                    raise error_from_payload(int(item["error"].get("code", 500)), item)
+                if (delta := delta_from_chunk(item)) is not None:
+                    yield delta
+        finally:
+            cancelled.set()
+
+    async def close(self) -> None:
+        server, self.server = self.server, None
+        if server is not None:
+            await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
+            holder = [server]
+            del server
+            await asyncio.to_thread(holder.clear)  # the destructor joins llama.cpp's loop thread
+
+
+registry.engines.add("llama_cpp", LlamaCppEngine)

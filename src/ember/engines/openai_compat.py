@@ -1,0 +1,88 @@
+"""A remote OpenAI-compatible server over httpx: how a role runs on vLLM, SGLang, llama-server or Ollama.
+
+`spec.url` is the server's base URL including `/v1`; `spec.model` is the remote model name.
+Leaving the stream early closes the HTTP connection, which those servers treat as a cancellation.
+This module knows the wire protocol only; it keeps no state between requests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+
+from ember import registry
+from ember.config import EngineSpec, Settings
+from ember.engines.base import delta_from_chunk, error_from_payload, openai_body
+from ember.errors import ConfigError, EngineError, EngineUnavailable
+from ember.types import Capabilities, Delta, GenerationParams, Message
+
+
+class OpenAICompatEngine:
+    name = "openai"
+
+    def __init__(self, spec: EngineSpec, settings: Settings) -> None:
+        if not spec.url:
+            raise ConfigError(f"the openai engine for model {spec.model!r} needs a url (e.g. http://host:8000/v1)")
+        self.spec = spec
+        self.capabilities = Capabilities(context_tokens=spec.ctx_size, parallel=spec.parallel)
+        self.active = 0
+        self._client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        if self._client is None:
+            headers = {"Authorization": f"Bearer {self.spec.api_key}"} if self.spec.api_key else {}
+            self._client = httpx.AsyncClient(
+                base_url=str(self.spec.url).rstrip("/") + "/",
+                headers=headers,
+                timeout=httpx.Timeout(self.spec.timeout_s, connect=10.0),
+                limits=httpx.Limits(max_connections=self.spec.parallel * 4),
+            )
+
+    async def stream(self, messages: list[Message], params: GenerationParams) -> AsyncIterator[Delta]:
+        if self._client is None:
+            raise EngineUnavailable(f"engine for {self.spec.model!r} is not started")
+        body = {"model": self.spec.model, **openai_body(messages, params)}
+        self.active += 1
+        try:
+            async with self._client.stream("POST", "chat/completions", json=body) as response:
+                if response.status_code != 200:
+                    raise error_from_payload(response.status_code, _json_or_text(await response.aread()))
+                async for delta in _deltas(response):
+                    yield delta
+        except httpx.TransportError as exc:
+            raise EngineUnavailable(f"remote engine at {self.spec.url} is unreachable: {exc}") from exc
+        finally:
+            self.active -= 1
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+
+async def _deltas(response: httpx.Response) -> AsyncIterator[Delta]:
+    async for line in response.aiter_lines():
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return
+        chunk = _json_or_text(data.encode())
+        if not isinstance(chunk, dict):
+            raise EngineError(f"remote engine sent a malformed chunk: {data[:200]!r}")
+        if "error" in chunk:
+            raise error_from_payload(500, chunk)
+        if (delta := delta_from_chunk(chunk)) is not None:
+            yield delta
+
+
+def _json_or_text(raw: bytes) -> object:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode(errors="replace")
+
+
+registry.engines.add("openai", OpenAICompatEngine)

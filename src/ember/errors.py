@@ -1,0 +1,85 @@
+"""Ember's exception tree. Only the API layer turns these into OpenAI error envelopes.
+
+    EmberError                       500 server_error
+    ├── InvalidRequest               400 invalid_request_error
+    │   ├── ContextLengthExceeded    400 invalid_request_error / context_length_exceeded
+    │   └── UnsupportedContent       400 invalid_request_error / unsupported_content
+    ├── ModelNotFound                404 invalid_request_error / model_not_found
+    ├── NotFound                     404 invalid_request_error / not_found
+    ├── AssetError                   500 server_error / asset_unavailable
+    │   ├── AssetMissing             a package that carries a model is not installed
+    │   └── ChecksumMismatch         an assembled file does not match the catalogue
+    ├── ConfigError                  500 server_error / invalid_config
+    └── EngineError                  502 server_error / engine_error
+        └── EngineUnavailable        503 server_error / engine_unavailable
+
+Each class carries its HTTP status, OpenAI `type` and `code`, and optionally the offending `param`.
+Model mistakes are not exceptions; these are for requests we refuse and for faults we cannot recover from.
+"""
+
+from __future__ import annotations
+
+
+class EmberError(Exception):
+    """Base of every error Ember raises on purpose."""
+
+    status = 500
+    type = "server_error"
+    code: str | None = "internal_error"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class InvalidRequest(EmberError):
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_value"
+
+
+class ContextLengthExceeded(InvalidRequest):
+    code = "context_length_exceeded"
+
+
+class UnsupportedContent(InvalidRequest):
+    code = "unsupported_content"
+
+
+class ModelNotFound(EmberError):
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class NotFound(EmberError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class AssetError(EmberError):
+    code = "asset_unavailable"
+
+
+class AssetMissing(AssetError):
+    pass
+
+
+class ChecksumMismatch(AssetError):
+    pass
+
+
+class ConfigError(EmberError):
+    code = "invalid_config"
+
+
+class EngineError(EmberError):
+    status = 502
+    code = "engine_error"
+
+
+class EngineUnavailable(EngineError):
+    status = 503
+    code = "engine_unavailable"

@@ -1,0 +1,32 @@
+"""The mode contract: a named way of answering, built from engine roles.
+
+A mode registers itself in `ember.registry.modes` under the name clients pass as `model`. It asks the
+engine pool for the roles it needs and yields Deltas; it does not store, authorise or format HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Protocol
+
+from ember.types import ChatRequest, Delta
+
+if TYPE_CHECKING:
+    from ember.engines.pool import EnginePool
+
+
+class Mode(Protocol):
+    @property
+    def name(self) -> str:
+        """What clients pass as `model`, e.g. `ember-instant`."""
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The engine roles this mode uses (each must be configured in Settings.roles)."""
+
+    def run(self, request: ChatRequest, engines: EnginePool) -> AsyncIterator[Delta]:
+        """Answer `request`, piece by piece."""
+        ...

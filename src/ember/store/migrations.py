@@ -1,0 +1,85 @@
+"""Append-only, named migrations. Never edit one that has shipped: add the next.
+
+Each migration defines the DDL it needs inline (not from `schema.py`, which describes the latest
+state), runs in its own transaction, and is recorded in `_migrations`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    select,
+)
+
+Migration = Callable[[Connection], None]
+
+_ledger = Table(
+    "_migrations",
+    MetaData(),
+    Column("name", String(128), primary_key=True),
+    Column("applied_at", Float, nullable=False),
+)
+
+
+def m0001_conversations(conn: Connection) -> None:
+    md = MetaData()
+    Table(
+        "conversations",
+        md,
+        Column("id", String(64), primary_key=True),
+        Column("user_id", String(256), nullable=False),
+        Column("mode", String(64), nullable=False),
+        Column("title", Text, nullable=False),
+        Column("created_at", Float, nullable=False),
+        Column("updated_at", Float, nullable=False),
+        Index("ix_conversations_user_updated", "user_id", "updated_at"),
+    )
+    Table(
+        "messages",
+        md,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("conversation_id", String(64), ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+        Column("seq", Integer, nullable=False),
+        Column("role", String(16), nullable=False),
+        Column("content", Text, nullable=False),
+        Column("reasoning", Text),
+        Column("finish_reason", String(32)),
+        Column("prompt_tokens", Integer),
+        Column("completion_tokens", Integer),
+        Column("created_at", Float, nullable=False),
+        UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
+    )
+    md.create_all(conn)
+
+
+MIGRATIONS: tuple[tuple[str, Migration], ...] = (("0001_conversations", m0001_conversations),)
+
+
+def migrate(engine: Engine) -> list[str]:
+    """Apply the migrations this database lacks, in order; return their names."""
+    with engine.begin() as conn:
+        _ledger.create(conn, checkfirst=True)
+        done = set(conn.scalars(select(_ledger.c.name)))
+    applied = []
+    for name, migration in MIGRATIONS:
+        if name in done:
+            continue
+        with engine.begin() as conn:
+            migration(conn)
+            conn.execute(_ledger.insert().values(name=name, applied_at=time.time()))
+        applied.append(name)
+    return applied
