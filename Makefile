@@ -34,7 +34,8 @@ test: $(STAMP) services
 	$(BIN)/ember models install $(TEST_MODELS)
 	$(BIN)/ember models assemble $(TEST_MODELS)
 	$(MAKE) lint
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow"; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 test-slow: $(STAMP) services
 	$(BIN)/ember models install $(TEST_MODELS) $(SLOW_MODELS)

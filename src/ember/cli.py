@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from ember.assets.assemble import asset_status, ensure_asset, install_command
 from ember.assets.catalogue import CATALOGUE, ModelAsset
+from ember.bench.engine import engine
 from ember.config import EngineSpec, Settings
 from ember.errors import EmberError
 from ember.types import ChatRequest, Delta, GenerationParams, Message
@@ -169,6 +170,9 @@ def chat(mode: str, url: str | None, api_key: str | None, user: str) -> None:
 @main.group()
 def bench() -> None:
     """Benchmarks (ratios against a reference measured in the same run)."""
+
+
+bench.add_command(engine)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,9 @@ class InvalidRequest(EmberError):
 class ContextLengthExceeded(InvalidRequest):
     code = "context_length_exceeded"
 
+    def __init__(self, message: str, *, param: str | None = "messages") -> None:
+        super().__init__(message, param=param)
+
 
 class UnsupportedContent(InvalidRequest):
     code = "unsupported_content"

@@ -83,7 +83,7 @@ def error_from_payload(status: int, payload: object) -> EmberError:
     message = str(err.get("message") or payload)
     kind = f"{err.get('type', '')} {err.get('code', '')} {message}".lower()
     if "exceed_context" in kind or "context_length" in kind or "maximum context length" in kind:
-        return ContextLengthExceeded(message, param="messages")
+        return ContextLengthExceeded(message)
     if 400 <= status < 500 and status != 429:
         return InvalidRequest(message, param=err.get("param"))
     return EngineError(f"engine error ({status}): {message}")

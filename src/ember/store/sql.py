@@ -99,7 +99,11 @@ class SqlStore:
                     .where(conversations.c.id == conversation_id)
                     .values(updated_at=now, mode=mode)
                 )
-            rows: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in prompt[stored or 0 :]]
+            # every row names every column: an executemany takes its columns from the first row
+            blank = {"reasoning": None, "finish_reason": None, "prompt_tokens": None, "completion_tokens": None}
+            rows: list[dict[str, Any]] = [
+                {**blank, "role": m.role, "content": m.content} for m in prompt[stored or 0 :]
+            ]
             usage = answer.usage or Usage()
             rows.append(
                 {

@@ -1,0 +1,372 @@
+"""`ember bench engine`: llama.cpp called directly ("raw") versus the same model behind `ember serve` ("api").
+
+Both phases send the same fixed prompts (temperature 0, fixed seed) and measure time to first token,
+single-stream decode speed and total throughput at 1, 2 and 4 concurrent streams (median over
+`--requests`), after one warm-up request. Each prompt starts with a request number so llama.cpp's
+prompt cache cannot reuse an earlier prompt: TTFT includes prompt processing. The results are printed
+as a table of api/raw ratios, which stay meaningful on a shared, noisy machine where absolute numbers
+do not, and written as JSON with machine details. This is a benchmark, not a test: it asserts nothing,
+and it does not download, assemble-and-install or tune anything (a catalogue role must be installed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import importlib.metadata
+import itertools
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+import xllamacpp as xlc
+from pydantic import ValidationError
+
+from ember.assets.assemble import resolve_model
+from ember.config import Settings
+
+SYSTEM_PROMPT = "You are Ember, a helpful, concise assistant."
+PROMPT = "Write a story of about 200 words about a lighthouse keeper who finds a message in a bottle."
+SEED = 42
+STREAMS = (1, 2, 4)
+MODE = "ember-instant"
+START_TIMEOUT_S = 600.0
+GOAL_API_DECODE = 0.95
+GOAL_SCALING = 1.5
+
+Body = dict[str, Any]
+OneRequest = Callable[[Body], Awaitable["Sample"]]
+
+
+class BenchError(click.ClickException):
+    """The benchmark could not run (server did not start, an engine error, no tokens)."""
+
+
+@dataclass(frozen=True)
+class Options:
+    model: str
+    path: str
+    threads: int
+    ctx_size: int
+    parallel: int
+    max_tokens: int
+    requests: int
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One streamed request: perf_counter times of start, first and last content token, end."""
+
+    start: float
+    first: float
+    last: float
+    end: float
+    tokens: int
+
+    @property
+    def ttft(self) -> float:
+        return self.first - self.start
+
+    @property
+    def decode_tps(self) -> float:
+        return (self.tokens - 1) / max(self.last - self.first, 1e-9)
+
+
+@dataclass
+class _Clock:
+    start: float = field(default_factory=time.perf_counter)
+    first: float | None = None
+    last: float | None = None
+    tokens: int = 0
+    error: str | None = None
+
+    def see(self, chunk: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        if "error" in chunk:
+            self.error = json.dumps(chunk["error"])[:500]
+        choices = chunk.get("choices") or []
+        if choices and (choices[0].get("delta") or {}).get("content"):
+            self.first = now if self.first is None else self.first
+            self.last = now
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.tokens = int(usage.get("completion_tokens", 0))
+
+    def sample(self) -> Sample:
+        if self.error is not None:
+            raise BenchError(f"the engine reported an error: {self.error}")
+        if self.first is None or self.last is None or self.tokens < 2:
+            raise BenchError(f"a request produced {self.tokens} token(s) and no usable stream; cannot time it")
+        return Sample(self.start, self.first, self.last, time.perf_counter(), self.tokens)
+
+
+def request_body(n: int, max_tokens: int) -> Body:
+    """The fixed request, made unique by `n` at the very start so no prompt cache can be reused."""
+    return {
+        "messages": [
+            {"role": "system", "content": f"[request {n:04d}] {SYSTEM_PROMPT}"},
+            {"role": "user", "content": PROMPT},
+        ],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "max_tokens": max_tokens,
+        "temperature": 0.0,
+        "seed": SEED,
+    }
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+async def measure(phase: str, one: OneRequest, opts: Options) -> dict[str, Any]:
+    """Warm up, then the medians of TTFT, decode speed and total throughput at each stream count."""
+    numbers = itertools.count(1)
+    _progress(f"{phase}: warm-up")
+    await one(request_body(0, opts.max_tokens))
+    runs: dict[str, list[float]] = {"ttft_s": [], "decode_tps": []}
+    for streams in STREAMS:
+        key = f"total_tps_{streams}"
+        runs[key] = []
+        for i in range(opts.requests):
+            _progress(f"{phase}: {streams} stream(s), round {i + 1}/{opts.requests}")
+            t0 = time.perf_counter()
+            samples = await asyncio.gather(*(one(request_body(next(numbers), opts.max_tokens)) for _ in range(streams)))
+            wall = max(s.end for s in samples) - t0
+            runs[key].append(sum(s.tokens for s in samples) / wall)
+            if streams == 1:
+                runs["ttft_s"].append(samples[0].ttft)
+                runs["decode_tps"].append(samples[0].decode_tps)
+    result: dict[str, Any] = {key: statistics.median(values) for key, values in runs.items()}
+    result["scaling_4_over_1"] = result["total_tps_4"] / result["total_tps_1"]
+    result["runs"] = runs
+    return result
+
+
+def _raw_params(opts: Options) -> Any:
+    p = xlc.CommonParams()
+    p.model.path = opts.path
+    p.n_parallel = opts.parallel
+    p.n_ctx = opts.ctx_size * opts.parallel
+    p.kv_unified = False
+    p.cpuparams.n_threads = opts.threads
+    p.cpuparams_batch.n_threads = opts.threads
+    p.verbosity = -1
+    return p
+
+
+def _raw_one(server: Any, body: Body) -> Sample:
+    clock = _Clock()
+
+    def on_chunk(chunk: dict[str, Any]) -> bool:
+        clock.see(chunk)
+        return False
+
+    try:
+        server.handle_chat_completions(body, on_chunk)
+    except Exception as exc:  # the C++ layer raises plain RuntimeErrors
+        raise BenchError(f"llama.cpp failed: {exc}") from exc
+    return clock.sample()
+
+
+def run_raw(opts: Options) -> dict[str, Any]:
+    """llama.cpp in this process; each stream is a thread calling `handle_chat_completions`."""
+    _progress(f"raw: loading {opts.path}")
+    holder = [xlc.Server(_raw_params(opts))]
+
+    async def one(body: Body) -> Sample:
+        return await asyncio.to_thread(_raw_one, holder[0], body)
+
+    try:
+        return asyncio.run(measure("raw", one, opts))
+    finally:
+        holder.clear()  # the destructor joins llama.cpp's loop thread and frees the model
+        gc.collect()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _log_tail(log: Path, lines: int = 30) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    return "(no log)"
+
+
+def _wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"`ember serve` exited with status {proc.returncode}:\n{_log_tail(log)}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/health", timeout=60).status_code == 200:
+                return
+        time.sleep(0.5)
+    raise BenchError(f"`ember serve` was not healthy after {START_TIMEOUT_S:.0f}s:\n{_log_tail(log)}")
+
+
+@contextlib.contextmanager
+def serve(opts: Options) -> Iterator[str]:
+    """`ember serve` in a subprocess with one chat-fast role on the benchmarked model; yields its URL."""
+    role = {"engine": "llama_cpp", "model": opts.path, "threads": opts.threads}
+    role |= {"ctx_size": opts.ctx_size, "parallel": opts.parallel}
+    port = _free_port()
+    with tempfile.TemporaryDirectory(prefix="ember-bench-") as tmp:
+        env = {**os.environ, "EMBER_ROLES": json.dumps({"chat-fast": role}), "EMBER_DATA_DIR": tmp}
+        log = Path(tmp) / "serve.log"
+        cmd = [sys.executable, "-m", "ember.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        with log.open("wb") as out:
+            proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_healthy(proc, url, log)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+async def _api_one(client: httpx.AsyncClient, body: Body) -> Sample:
+    clock = _Clock()
+    async with client.stream("POST", "/v1/chat/completions", json={"model": MODE, **body}) as resp:
+        if resp.status_code != 200:
+            text = (await resp.aread()).decode(errors="replace")[:500]
+            raise BenchError(f"POST /v1/chat/completions returned {resp.status_code}: {text}")
+        async for line in resp.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line.removeprefix("data:").strip()
+            if data == "[DONE]":
+                break
+            clock.see(json.loads(data))
+    return clock.sample()
+
+
+def run_api(opts: Options) -> dict[str, Any]:
+    """The same model behind `ember serve`, streamed over HTTP (SSE) with an async httpx client."""
+    _progress("api: starting `ember serve` and waiting for /health")
+    with serve(opts) as url:
+
+        async def main() -> dict[str, Any]:
+            timeout = httpx.Timeout(600.0, connect=10.0)
+            async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
+                return await measure("api", lambda body: _api_one(client, body), opts)
+
+        return asyncio.run(main())
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def machine_info() -> dict[str, Any]:
+    return {
+        "nproc": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "xllamacpp": importlib.metadata.version("xllamacpp"),
+    }
+
+
+ROWS = (
+    ("TTFT (s)", "ttft_s", "{:.3f}"),
+    ("decode tok/s, 1 stream", "decode_tps", "{:.1f}"),
+    ("total tok/s, 1 stream", "total_tps_1", "{:.1f}"),
+    ("total tok/s, 2 streams", "total_tps_2", "{:.1f}"),
+    ("total tok/s, 4 streams", "total_tps_4", "{:.1f}"),
+    ("scaling, 4 / 1 stream", "scaling_4_over_1", "{:.2f}x"),
+)
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def report(raw: dict[str, Any], api: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The printed table and goal lines, plus the ratios and goal results for the JSON."""
+    ratios = {key: api[key] / raw[key] for _, key, _ in ROWS}
+    lines = [f"{'metric':<26}{'raw':>10}{'api':>10}{'api/raw':>10}"]
+    for label, key, fmt in ROWS:
+        lines.append(f"{label:<26}{fmt.format(raw[key]):>10}{fmt.format(api[key]):>10}{ratios[key]:>9.2f}x")
+    goals = {
+        "api_decode_ratio": {"goal": GOAL_API_DECODE, "value": ratios["decode_tps"]},
+        "raw_scaling_4_over_1": {"goal": GOAL_SCALING, "value": raw["scaling_4_over_1"]},
+        "api_scaling_4_over_1": {"goal": GOAL_SCALING, "value": api["scaling_4_over_1"]},
+    }
+    for g in goals.values():
+        g["met"] = g["value"] >= g["goal"]
+    d, rs, as_ = goals["api_decode_ratio"], goals["raw_scaling_4_over_1"], goals["api_scaling_4_over_1"]
+    lines += [
+        "",
+        f"goal: API decode >= {GOAL_API_DECODE}x raw:   {d['value']:.2f}x  {_verdict(d['met'])}",
+        f"goal: 4 streams >= {GOAL_SCALING}x one stream: raw {rs['value']:.2f}x {_verdict(rs['met'])}, "
+        f"api {as_['value']:.2f}x {_verdict(as_['met'])}",
+    ]
+    return "\n".join(lines), {"ratios": ratios, "goals": goals}
+
+
+def _options(model: str, threads: int | None, ctx_size: int, parallel: int, max_tokens: int, requests: int) -> Options:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid configuration:\n{exc}") from exc
+    path = resolve_model(model, settings.cache_dir, progress=True).resolve()
+    cores = threads or os.cpu_count() or 1
+    return Options(model, str(path), cores, ctx_size, parallel, max_tokens, requests)
+
+
+@click.command()
+@click.option("--model", default="chat-fast", show_default=True, help="catalogue role or GGUF path")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: all cores)")
+@click.option("--ctx-size", type=click.IntRange(min=256), default=4096, show_default=True, help="tokens per slot")
+@click.option("--parallel", type=click.IntRange(1, 64), default=4, show_default=True, help="llama.cpp slots")
+@click.option("--max-tokens", type=click.IntRange(min=2), default=128, show_default=True)
+@click.option("--requests", type=click.IntRange(min=1), default=3, show_default=True, help="rounds per measurement")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench-results/engine.json"))
+def engine(
+    model: str, threads: int | None, ctx_size: int, parallel: int, max_tokens: int, requests: int, out: Path
+) -> None:
+    """llama.cpp called directly vs. through `ember serve`: TTFT, decode and multi-stream throughput."""
+    opts = _options(model, threads, ctx_size, parallel, max_tokens, requests)
+    load_before = os.getloadavg()
+    started = time.time()
+    raw = run_raw(opts)
+    api = run_api(opts)
+    table, summary = report(raw, api)
+    click.echo(
+        f"\nmodel {opts.model} ({opts.path}), threads {opts.threads}, ctx {opts.ctx_size} x {opts.parallel} slots, "
+        f"max_tokens {opts.max_tokens}, median of {opts.requests}\n"
+    )
+    click.echo(table)
+    machine = {**machine_info(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
+    result = {"started": started, "seconds": time.time() - started, "machine": machine, "settings": asdict(opts)}
+    result |= {"prompt": {"system": SYSTEM_PROMPT, "user": PROMPT, "seed": SEED}, "raw": raw, "api": api, **summary}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    click.echo(f"\nload average before/after: {load_before[0]:.2f} / {machine['loadavg_after'][0]:.2f}; wrote {out}")

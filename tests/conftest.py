@@ -1,0 +1,124 @@
+"""Shared fixtures: Settings in tmp_path, apps on the fake engine, and live servers on the real tiny model."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from ember.api.app import create_app
+from ember.config import EngineSpec, Settings
+
+TINY = {"engine": "llama_cpp", "model": "chat-tiny", "ctx_size": 1024, "parallel": 2}
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith("EMBER_") and key != "EMBER_REQUIRE_POSTGRES":
+            monkeypatch.delenv(key)
+
+
+def make_settings(tmp_path: Path, **roles: dict[str, Any]) -> Settings:
+    specs = {role.replace("_", "-"): EngineSpec(**spec) for role, spec in roles.items()}
+    return Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", roles=specs)
+
+
+@pytest.fixture
+def fake_settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path, chat_fast={"engine": "fake", "model": "fake", "ctx_size": 256})
+
+
+@pytest.fixture
+def client(fake_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(fake_settings)) as c:
+        yield c
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(base: str, timeout_s: float = 90.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited early with code {proc.returncode}")
+        try:
+            if httpx.get(f"{base}/health", timeout=10).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{base} did not become healthy in {timeout_s}s")
+
+
+@contextmanager
+def serve_in_thread(app: FastAPI) -> Iterator[str]:
+    """Run `app` under a real uvicorn on a free loopback port; yield its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, 60)
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[str]:
+    """`ember serve` in a subprocess with the real SmolLM2-135M as chat-fast; yields the base URL."""
+    data = tmp_path_factory.mktemp("live-data")
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("EMBER_")},
+        "EMBER_ROLES": json.dumps({"chat-fast": TINY}),
+        "EMBER_DATA_DIR": str(data),
+        "EMBER_CACHE_DIR": str(model_cache),
+        "EMBER_PORT": str(port),
+    }
+    log = (data / "server.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "ember.cli", "serve"], env=env, stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, 120, proc)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+
+
+def sse_events(lines: list[str]) -> list[Any]:
+    """Parse `data:` lines of an SSE body into JSON objects (and the literal "[DONE]")."""
+    out: list[Any] = []
+    for line in lines:
+        if line.startswith("data: "):
+            data = line[len("data: ") :]
+            out.append(data if data == "[DONE]" else json.loads(data))
+    return out
