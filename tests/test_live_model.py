@@ -1,0 +1,212 @@
+"""End to end on the real SmolLM2-135M: `ember serve` in a subprocess, the official openai client, the
+remote engine against a live Ember, cancellation freeing llama.cpp slots, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from fastapi.testclient import TestClient
+
+from ember.api.app import create_app
+
+from .conftest import TINY, make_settings, sse_events
+
+LONG_STORY = [{"role": "user", "content": "Write a very long story about a lighthouse keeper and the sea."}]
+
+
+def oai(base: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{base}/v1", api_key="not-needed", max_retries=0)
+
+
+def active(base: str) -> int:
+    return int(httpx.get(f"{base}/health", timeout=30).json()["engines"]["chat-fast"]["active"])
+
+
+def test_openai_client_non_streamed(live_server: str) -> None:
+    resp = oai(live_server).chat.completions.create(
+        model="ember-instant",
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        max_tokens=16,
+        temperature=0,
+    )
+    choice = resp.choices[0]
+    assert isinstance(choice.message.content, str) and choice.message.content.strip()
+    assert choice.finish_reason in {"stop", "length"}
+    assert resp.usage is not None and 0 < resp.usage.completion_tokens <= 16
+    assert resp.usage.prompt_tokens > 5
+
+
+def test_openai_client_streamed_and_stored(live_server: str) -> None:
+    client = oai(live_server)
+    raw = client.chat.completions.with_raw_response.create(
+        model="ember-instant",
+        messages=[{"role": "user", "content": "Name three colours."}],
+        max_tokens=24,
+        stream=True,
+        stream_options={"include_usage": True},
+        user="stream-tester",
+    )
+    cid = raw.headers["x-ember-conversation-id"]
+    chunks = list(raw.parse())
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.strip()
+    assert chunks[-1].usage is not None and 0 < chunks[-1].usage.completion_tokens <= 24
+    conv = httpx.get(f"{live_server}/v1/conversations/{cid}", params={"user": "stream-tester"}).json()
+    assert conv["messages"][-1]["content"] == text  # what the client received is what was stored
+    assert conv["messages"][-1]["usage"]["completion_tokens"] == chunks[-1].usage.completion_tokens
+
+
+def test_openai_client_sees_errors(live_server: str) -> None:
+    client = oai(live_server)
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "hi"}])
+    assert missing.value.code == "model_not_found"
+    with pytest.raises(openai.BadRequestError) as too_long:
+        client.chat.completions.create(model="ember-instant", messages=[{"role": "user", "content": "hello " * 3000}])
+    assert too_long.value.code == "context_length_exceeded"
+    assert "context" in str(too_long.value)
+
+
+def test_stream_disconnect_frees_the_engine_within_a_second(live_server: str) -> None:
+    body = {"model": "ember-instant", "messages": LONG_STORY, "max_tokens": 1500, "stream": True}
+    with httpx.stream("POST", f"{live_server}/v1/chat/completions", json=body, timeout=60) as resp:
+        lines = resp.iter_lines()
+        for _ in range(12):
+            next(lines)
+        assert active(live_server) == 1  # generating while we read
+    t0 = time.monotonic()
+    while active(live_server) and time.monotonic() - t0 < 5:
+        time.sleep(0.05)
+    assert time.monotonic() - t0 <= 1.0
+
+
+def test_non_streamed_disconnect_frees_the_engine(live_server: str) -> None:
+    body = {"model": "ember-instant", "messages": LONG_STORY, "max_tokens": 1500}
+
+    def give_up() -> None:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{live_server}/v1/chat/completions", json=body, timeout=httpx.Timeout(60, read=1.0))
+
+    thread = threading.Thread(target=give_up)
+    thread.start()
+    time.sleep(0.6)
+    assert active(live_server) == 1
+    thread.join()
+    t0 = time.monotonic()
+    while active(live_server) and time.monotonic() - t0 < 5:
+        time.sleep(0.05)
+    assert time.monotonic() - t0 <= 1.0
+
+
+def test_health_generates_a_token(live_server: str) -> None:
+    data = httpx.get(f"{live_server}/health", timeout=30).json()
+    engine = data["engines"]["chat-fast"]
+    assert data["status"] == "ok" and engine["ok"] is True and engine["engine"] == "llama_cpp"
+    assert engine["latency_ms"] > 0
+
+
+def test_remote_engine_against_a_live_ember(live_server: str, tmp_path: Path) -> None:
+    remote = {"engine": "openai", "model": "ember-instant", "url": f"{live_server}/v1"}
+    with TestClient(create_app(make_settings(tmp_path, chat_fast=remote))) as front:
+        resp = front.post(
+            "/v1/chat/completions",
+            json={"model": "ember-instant", "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8},
+        )
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["choices"][0]["message"]["content"].strip()
+        assert resp.json()["usage"]["completion_tokens"] > 0
+        with front.stream(
+            "POST",
+            "/v1/chat/completions",
+            json={
+                "model": "ember-instant",
+                "stream": True,
+                "messages": [{"role": "user", "content": "Hi"}],
+                "max_tokens": 6,
+            },
+        ) as streamed:
+            events = sse_events(list(streamed.iter_lines()))
+        assert events[-1] == "[DONE]"
+        assert "".join(e["choices"][0]["delta"].get("content", "") for e in events[:-1] if e["choices"]).strip()
+        too_long = front.post(
+            "/v1/chat/completions",
+            json={"model": "ember-instant", "messages": [{"role": "user", "content": "hello " * 3000}]},
+        )
+        assert too_long.status_code == 400
+        assert too_long.json()["error"]["code"] == "context_length_exceeded"
+
+
+def test_remote_engine_unreachable_is_503(tmp_path: Path) -> None:
+    from .conftest import free_port
+
+    remote = {"engine": "openai", "model": "x", "url": f"http://127.0.0.1:{free_port()}/v1"}
+    with TestClient(create_app(make_settings(tmp_path, chat_fast=remote))) as front:
+        resp = front.post(
+            "/v1/chat/completions", json={"model": "ember-instant", "messages": [{"role": "user", "content": "hi"}]}
+        )
+        assert resp.status_code == 503
+        assert resp.json()["error"]["code"] == "engine_unavailable"
+        assert front.get("/health").status_code == 503
+
+
+def _cli(args: list[str], stdin: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("EMBER_")}, **env}
+    return subprocess.run(
+        [sys.executable, "-m", "ember.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=120,
+    )
+
+
+def test_cli_chat_against_a_url(live_server: str) -> None:
+    out = _cli(["chat", "--url", f"{live_server}/v1"], "Say hi.\n/exit\n", {})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip()
+
+
+def test_cli_chat_embedded_stores_history(tmp_path: Path, model_cache: Path) -> None:
+    env = {
+        "EMBER_ROLES": json.dumps({"chat-fast": TINY}),
+        "EMBER_DATA_DIR": str(tmp_path / "data"),
+        "EMBER_CACHE_DIR": str(model_cache),
+    }
+    out = _cli(["chat", "--user", "cli-user"], "Hello!\nAnd again?\n", env)
+    assert out.returncode == 0, out.stderr
+    assert len([line for line in out.stdout.splitlines() if line.strip()]) >= 2
+    from ember.store.sql import SqlStore
+
+    store = SqlStore(f"sqlite:///{tmp_path / 'data' / 'ember.db'}")
+    try:
+        convs = store.list_conversations("cli-user")
+        assert len(convs) == 1  # both turns went into one conversation
+        messages: list[dict[str, Any]] = store.get_conversation(convs[0]["id"], "cli-user")["messages"]
+        assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
+    finally:
+        store.close()
+
+
+def test_cli_reports_bad_config_readably(tmp_path: Path) -> None:
+    out = _cli(
+        ["chat"],
+        "hi\n",
+        {
+            "EMBER_ROLES": json.dumps({"chat-fast": {"engine": "llama_cpp", "model": "/no/such.gguf"}}),
+            "EMBER_DATA_DIR": str(tmp_path),
+        },
+    )
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr
+    assert "/no/such.gguf" in out.stderr
