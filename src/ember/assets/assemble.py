@@ -101,22 +101,23 @@ def _check(asset: ModelAsset, size: int, sha256: str, where: str) -> None:
 
 
 def ensure_asset(asset: ModelAsset, cache_dir: Path, *, progress: bool = False) -> Path:
-    """Return the verified path of `asset`, assembling it into `cache_dir/models` if needed."""
+    """Return the verified path of `asset`, assembling it into `cache_dir/models` if needed.
+
+    A multi-part file that is assembled and stamped is used even if its packages were removed since;
+    a single-part file is used in place, inside its package.
+    """
     models = cache_dir / "models"
     models.mkdir(parents=True, exist_ok=True)
-    sources = _located_parts(asset)
-    if len(sources) == 1:
-        target = sources[0]
-        stamp = models / (asset.filename + ".verified")
+    if len(asset.parts) > 1:
+        target, stamp = models / asset.filename, _stamp_path(models / asset.filename)
+        if target.is_file() and _stamp_ok(stamp, target, asset.sha256):
+            return target
+        _assemble(asset, _located_parts(asset), target, progress)
     else:
-        target = models / asset.filename
-        stamp = _stamp_path(target)
-    if target.is_file() and _stamp_ok(stamp, target, asset.sha256):
-        return target
-    if len(sources) == 1:
+        target, stamp = _located_parts(asset)[0], models / (asset.filename + ".verified")
+        if _stamp_ok(stamp, target, asset.sha256):
+            return target
         _check(asset, target.stat().st_size, _hash_file(target, f"verify {asset.role}", progress), str(target))
-    else:
-        _assemble(asset, sources, target, progress)
     stamp.write_text(json.dumps(_stamp_key(target, asset.sha256)))
     return target
 

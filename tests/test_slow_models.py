@@ -1,0 +1,41 @@
+"""The larger packaged models (slow: `make test-slow`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ember.api.app import create_app
+from ember.assets.assemble import ensure_asset
+from ember.assets.catalogue import CATALOGUE
+
+from .conftest import make_settings
+
+pytestmark = pytest.mark.slow
+
+
+def test_instant_mode_on_the_fast_model_answers_correctly(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, chat_fast={"engine": "llama_cpp", "model": "chat-fast", "parallel": 1})
+    settings.cache_dir = Path.home() / ".cache" / "ember"
+    with TestClient(create_app(settings)) as client:
+        resp = client.post(
+            "/v1/chat/completions",
+            json={
+                "model": "ember-instant",
+                "messages": [{"role": "user", "content": "What is the capital of France? Answer in one word."}],
+                "max_tokens": 10,
+                "temperature": 0,
+            },
+        )
+    assert resp.status_code == 200, resp.text
+    assert "Paris" in resp.json()["choices"][0]["message"]["content"]
+
+
+@pytest.mark.parametrize("role", ["chat-fast", "chat"])
+def test_chunked_models_assemble_and_verify(role: str, tmp_path: Path) -> None:
+    asset = CATALOGUE[role]
+    path = ensure_asset(asset, tmp_path)
+    assert path.stat().st_size == asset.size
+    assert path.parent == tmp_path / "models"

@@ -1,0 +1,318 @@
+"""SqlStore and its migrations on real databases: a SQLite file (WAL) and, where it runs, the local PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from ember.errors import NotFound
+from ember.store.migrations import MIGRATIONS, migrate
+from ember.store.schema import conversations, messages
+from ember.store.sql import TITLE_CHARS, SqlStore, StoredAnswer, new_conversation_id, open_engine
+from ember.types import Message, Usage
+
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PG_URL = "postgresql://postgres@127.0.0.1:5432/{name}"
+
+
+def _postgres_url() -> Iterator[str]:
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    name = f"ember_test_{uuid.uuid4().hex[:12]}"
+    try:
+        try:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        except OperationalError as exc:
+            detail = " ".join(str(exc.orig).split())
+            reason = f"PostgreSQL is not reachable at 127.0.0.1:5432 ({detail})"
+            if os.environ.get("EMBER_REQUIRE_POSTGRES") == "1":
+                pytest.fail(f"{reason}, and EMBER_REQUIRE_POSTGRES=1")
+            pytest.skip(f"{reason}; set EMBER_REQUIRE_POSTGRES=1 to make this a failure")
+        yield PG_URL.format(name=name)
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a fresh, empty database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db' / 'ember.db'}"
+    else:
+        yield from _postgres_url()
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[SqlStore]:
+    s = SqlStore(db_url)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def ask(
+    store: SqlStore,
+    conversation_id: str,
+    prompt: list[Message],
+    content: str,
+    *,
+    user: str = "alice",
+    mode: str = "chat",
+    usage: Usage | None = None,
+    **answer: Any,
+) -> None:
+    store.save_exchange(
+        conversation_id=conversation_id,
+        user=user,
+        mode=mode,
+        prompt=prompt,
+        answer=StoredAnswer(content, usage=usage, **answer),
+    )
+
+
+def rows(store: SqlStore, query: Any) -> list[tuple[Any, ...]]:
+    with store.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(query)]
+
+
+def message_count(store: SqlStore, conversation_id: str) -> int:
+    with store.engine.connect() as conn:
+        count = conn.scalar(
+            sa.select(sa.func.count()).select_from(messages).where(messages.c.conversation_id == conversation_id)
+        )
+    assert isinstance(count, int)
+    return count
+
+
+def without_times(conversation: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in conversation.items() if k not in ("created_at", "updated_at")}
+    if "messages" in out:
+        out["messages"] = [{k: v for k, v in m.items() if k != "created_at"} for m in out["messages"]]
+    return out
+
+
+# --- backend and migrations --------------------------------------------------------------------------------
+
+
+def test_sqlite_file_uses_wal_and_enforces_foreign_keys(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "dir" / "ember.db"
+    store = SqlStore(f"sqlite:///{path}")
+    try:
+        assert path.is_file()  # the parent directories were created
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+    finally:
+        store.close()
+    assert (tmp_path / "nested" / "dir" / "ember.db").is_file()
+
+
+def test_postgres_url_maps_to_psycopg() -> None:
+    engine = open_engine("postgresql://postgres@127.0.0.1:5432/whatever")
+    try:
+        assert engine.url.drivername == "postgresql+psycopg"
+        assert engine.url.database == "whatever"
+    finally:
+        engine.dispose()
+
+
+def test_migrate_is_idempotent(db_url: str) -> None:
+    engine = open_engine(db_url)
+    try:
+        assert migrate(engine) == ["0001_conversations"] == [name for name, _ in MIGRATIONS]
+        assert migrate(engine) == []
+        with engine.connect() as conn:
+            ledger = conn.execute(sa.text("SELECT name, applied_at FROM _migrations ORDER BY name")).all()
+        assert [name for name, _ in ledger] == ["0001_conversations"]
+
+        first = SqlStore(db_url)  # migrations already applied: nothing to do, no error
+        second = SqlStore(db_url)
+        try:
+            assert migrate(second.engine) == []
+            with second.engine.connect() as conn:
+                assert conn.execute(sa.text("SELECT name, applied_at FROM _migrations")).all() == ledger
+                tables = set(sa.inspect(conn).get_table_names())
+            assert {"_migrations", "conversations", "messages"} <= tables
+        finally:
+            first.close()
+            second.close()
+    finally:
+        engine.dispose()
+
+
+# --- conversations ------------------------------------------------------------------------------------------
+
+
+def test_save_exchange_then_get_conversation(store: SqlStore) -> None:
+    cid = new_conversation_id()
+    question = "What is the capital of France? " * 5
+    ask(
+        store,
+        cid,
+        [Message("system", "Be brief."), Message("user", question)],
+        "Paris.",
+        mode="chat-fast",
+        usage=Usage(prompt_tokens=21, completion_tokens=3),
+        reasoning="The user asks about France.",
+        finish_reason="stop",
+    )
+
+    got = store.get_conversation(cid, "alice")
+
+    assert without_times(got) == {
+        "id": cid,
+        "object": "conversation",
+        "user": "alice",
+        "mode": "chat-fast",
+        "title": question[:TITLE_CHARS],
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": question},
+            {
+                "role": "assistant",
+                "content": "Paris.",
+                "reasoning_content": "The user asks about France.",
+                "finish_reason": "stop",
+                "usage": {"prompt_tokens": 21, "completion_tokens": 3, "total_tokens": 24},
+            },
+        ],
+    }
+    assert isinstance(got["created_at"], int) and got["created_at"] > 0
+    assert got["updated_at"] == got["created_at"]
+    assert all(isinstance(m["created_at"], int) for m in got["messages"])
+
+
+def test_answer_without_usage_or_reasoning(store: SqlStore) -> None:
+    cid = new_conversation_id()
+    ask(store, cid, [Message("user", "")], "", finish_reason="length")
+    got = store.get_conversation(cid, "alice")
+    assert got["title"] == "(untitled)"
+    assert without_times(got)["messages"] == [
+        {"role": "user", "content": ""},
+        {
+            "role": "assistant",
+            "content": "",
+            "finish_reason": "length",
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        },
+    ]
+
+
+def test_list_conversations_is_per_user_and_newest_first(store: SqlStore) -> None:
+    a1, b1, a2, a3 = (new_conversation_id() for _ in range(4))
+    ask(store, a1, [Message("user", "alice one")], "1")
+    ask(store, b1, [Message("user", "bob one")], "1", user="bob")
+    ask(store, a2, [Message("user", "alice two")], "2")
+    ask(store, a3, [Message("user", "alice three")], "3")
+
+    alice = store.list_conversations("alice")
+    assert [c["id"] for c in alice] == [a3, a2, a1]
+    assert [c["title"] for c in alice] == ["alice three", "alice two", "alice one"]
+    assert {c["user"] for c in alice} == {"alice"}
+    assert [c["id"] for c in store.list_conversations("bob")] == [b1]
+    assert store.list_conversations("carol") == []
+    assert [c["id"] for c in store.list_conversations("alice", limit=2)] == [a3, a2]
+
+    # Continuing the oldest one makes it the newest.
+    ask(store, a1, [Message("user", "alice one"), Message("assistant", "1"), Message("user", "more")], "4")
+    assert [c["id"] for c in store.list_conversations("alice")] == [a1, a3, a2]
+    assert [c["id"] for c in store.list_conversations("bob")] == [b1]
+
+
+def test_get_conversation_of_another_user_is_not_found(store: SqlStore) -> None:
+    cid = new_conversation_id()
+    ask(store, cid, [Message("user", "secret")], "ok")
+
+    with pytest.raises(NotFound) as exc:
+        store.get_conversation(cid, "mallory")
+    assert exc.value.status == 404
+    assert exc.value.param == "conversation_id"
+    assert "secret" not in str(exc.value)
+
+    with pytest.raises(NotFound):
+        store.get_conversation(new_conversation_id(), "alice")
+    assert store.get_conversation(cid, "alice")["id"] == cid
+
+
+def test_continuing_appends_only_the_new_turns(store: SqlStore) -> None:
+    cid = new_conversation_id()
+    history = [Message("system", "sys"), Message("user", "q1")]
+    ask(store, cid, history, "a1", usage=Usage(5, 1), finish_reason="stop")
+    first = store.get_conversation(cid, "alice")
+
+    history += [Message("assistant", "a1"), Message("user", "q2")]
+    ask(store, cid, history, "a2", mode="chat-fast", usage=Usage(9, 2), finish_reason="stop")
+    history += [Message("assistant", "a2"), Message("user", "q3")]
+    ask(store, cid, history, "a3", mode="chat-fast", usage=Usage(13, 4), finish_reason="length")
+
+    got = store.get_conversation(cid, "alice")
+    assert [(m["role"], m["content"]) for m in got["messages"]] == [
+        ("system", "sys"),
+        ("user", "q1"),
+        ("assistant", "a1"),
+        ("user", "q2"),
+        ("assistant", "a2"),
+        ("user", "q3"),
+        ("assistant", "a3"),
+    ]
+    assistants = [m for m in got["messages"] if m["role"] == "assistant"]
+    assert [m["usage"]["prompt_tokens"] for m in assistants] == [5, 9, 13]
+    assert [m["finish_reason"] for m in assistants] == ["stop", "stop", "length"]
+    assert got["title"] == "q1"  # kept from the first exchange
+    assert got["mode"] == "chat-fast"  # the latest mode
+    assert got["created_at"] == first["created_at"]
+
+    seqs = rows(store, sa.select(messages.c.seq).where(messages.c.conversation_id == cid).order_by(messages.c.id))
+    assert [s for (s,) in seqs] == list(range(7))
+    assert rows(store, sa.select(sa.func.count()).select_from(conversations)) == [(1,)]
+
+
+def test_owner_of(store: SqlStore) -> None:
+    cid = new_conversation_id()
+    ask(store, cid, [Message("user", "hi")], "hello", user="bob")
+    assert store.owner_of(cid) == "bob"
+    assert store.owner_of(new_conversation_id()) is None
+
+
+def test_deleting_a_conversation_cascades_to_its_messages(store: SqlStore) -> None:
+    gone, kept = new_conversation_id(), new_conversation_id()
+    ask(store, gone, [Message("user", "q1")], "a1")
+    ask(store, gone, [Message("user", "q1"), Message("assistant", "a1"), Message("user", "q2")], "a2")
+    ask(store, kept, [Message("user", "other")], "answer")
+    assert (message_count(store, gone), message_count(store, kept)) == (4, 2)
+
+    with store.engine.begin() as conn:
+        assert conn.execute(conversations.delete().where(conversations.c.id == gone)).rowcount == 1
+
+    assert message_count(store, gone) == 0
+    assert message_count(store, kept) == 2
+    assert store.owner_of(gone) is None
+    with pytest.raises(NotFound):
+        store.get_conversation(gone, "alice")
+
+
+def test_messages_need_an_existing_conversation(store: SqlStore) -> None:
+    orphan = {"conversation_id": "conv_nope", "seq": 0, "role": "user", "content": "x", "created_at": 0.0}
+    with pytest.raises(IntegrityError), store.engine.begin() as conn:
+        conn.execute(messages.insert().values(**orphan))
+    assert message_count(store, "conv_nope") == 0
+
+
+def test_seq_is_unique_per_conversation(store: SqlStore) -> None:
+    cid = new_conversation_id()
+    ask(store, cid, [Message("user", "q")], "a")
+    duplicate = {"conversation_id": cid, "seq": 1, "role": "user", "content": "dup", "created_at": 0.0}
+    with pytest.raises(IntegrityError), store.engine.begin() as conn:
+        conn.execute(messages.insert().values(**duplicate))
+    assert message_count(store, cid) == 2
