@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -49,6 +50,7 @@ def serve(host: str | None, port: int | None) -> None:
 
     from ember.api.app import create_app
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(host=host, port=port)
     app = create_app(settings)
     click.echo(f"Ember is starting on http://{settings.host}:{settings.port}  (OpenAI base URL: /v1)")
