@@ -28,6 +28,20 @@ from ember.types import Capabilities, Delta, GenerationParams, Message
 _END = object()
 
 
+def server_params(spec: EngineSpec, path: str) -> Any:
+    """llama.cpp server parameters for `spec`: `parallel` slots of `ctx_size` tokens each."""
+    threads = spec.threads or os.cpu_count() or 1
+    p = xlc.CommonParams()
+    p.model.path = path
+    p.n_parallel = spec.parallel
+    p.n_ctx = spec.ctx_size * spec.parallel
+    p.kv_unified = False
+    p.cpuparams.n_threads = threads
+    p.cpuparams_batch.n_threads = threads
+    p.verbosity = int(spec.options.get("verbosity", -1))
+    return p
+
+
 class LlamaCppEngine:
     """One loaded GGUF model serving `spec.parallel` slots of `spec.ctx_size` tokens each."""
 
@@ -36,30 +50,18 @@ class LlamaCppEngine:
     def __init__(self, spec: EngineSpec, settings: Settings) -> None:
         self.spec = spec
         self.settings = settings
-        self.threads = spec.threads or os.cpu_count() or 1
         self.capabilities = Capabilities(context_tokens=spec.ctx_size, parallel=spec.parallel)
         self.server: Any = None
         self.active = 0
         self._pool = ThreadPoolExecutor(max_workers=2 * spec.parallel, thread_name_prefix="llama")
         self._start_lock = asyncio.Lock()
 
-    def _params(self, path: str) -> Any:
-        p = xlc.CommonParams()
-        p.model.path = path
-        p.n_parallel = self.spec.parallel
-        p.n_ctx = self.spec.ctx_size * self.spec.parallel
-        p.kv_unified = False
-        p.cpuparams.n_threads = self.threads
-        p.cpuparams_batch.n_threads = self.threads
-        p.verbosity = int(self.spec.options.get("verbosity", -1))
-        return p
-
     async def start(self) -> None:
         async with self._start_lock:
             if self.server is not None:
                 return
             path = await asyncio.to_thread(resolve_model, self.spec.model, self.settings.cache_dir)
-            self.server = await asyncio.to_thread(xlc.Server, self._params(str(path)))
+            self.server = await asyncio.to_thread(xlc.Server, server_params(self.spec, str(path)))
 
     def _run(self, body: dict[str, object], put: Any, cancelled: threading.Event) -> None:
         def on_chunk(chunk: dict[str, Any]) -> bool:
