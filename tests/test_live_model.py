@@ -212,3 +212,41 @@ def test_cli_reports_bad_config_readably(tmp_path: Path) -> None:
     assert out.returncode != 0
     assert "Traceback" not in out.stderr
     assert "/no/such.gguf" in out.stderr
+
+
+def test_sampling_controls_reach_the_engine(live_server: str) -> None:
+    client = oai(live_server)
+    counting = [{"role": "user", "content": "Count from 1 to 20, separated by commas."}]
+    stopped = client.chat.completions.create(
+        model="ember-instant", messages=counting, max_tokens=60, temperature=0, stop=["7"]
+    )
+    assert stopped.choices[0].finish_reason == "stop"
+    assert "7" not in (stopped.choices[0].message.content or "")
+    poem = [{"role": "user", "content": "Write a short poem about rain."}]
+    first, second, other = (
+        client.chat.completions.create(model="ember-instant", messages=poem, max_tokens=30, temperature=1.0, seed=s)
+        for s in (11, 11, 12)
+    )
+    assert first.choices[0].message.content == second.choices[0].message.content
+    assert first.choices[0].message.content != other.choices[0].message.content
+
+
+def test_concurrent_requests_share_the_engine(live_server: str) -> None:
+    body = {"model": "ember-instant", "messages": LONG_STORY, "max_tokens": 40, "temperature": 0}
+    results: list[httpx.Response] = []
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(httpx.post(f"{live_server}/v1/chat/completions", json=body, timeout=120))
+        )
+        for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    peak = 0
+    while any(t.is_alive() for t in threads):
+        peak = max(peak, active(live_server))
+    for t in threads:
+        t.join()
+    assert [r.status_code for r in results] == [200, 200]
+    assert all(r.json()["usage"]["completion_tokens"] == 40 for r in results)
+    assert peak == 2  # both generated at once in the engine's two slots

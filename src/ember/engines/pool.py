@@ -61,6 +61,7 @@ class EnginePool:
         t0 = time.perf_counter()
         try:
             engine = await self.get(role)
+            busy = engine.active  # generations in flight when asked, not counting the probe
             async with asyncio.timeout(timeout_s):
                 async for _ in engine.stream(PROBE, GenerationParams(max_tokens=1, temperature=0.0)):
                     pass
@@ -70,5 +71,5 @@ class EnginePool:
             "ok": True,
             "engine": engine.name,
             "latency_ms": round((time.perf_counter() - t0) * 1000, 1),
-            "active": engine.active,
+            "active": busy,
         }
