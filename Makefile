@@ -3,11 +3,14 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-RUN_MODELS  ?= chat-fast
-TEST_MODELS ?= chat-tiny
-SLOW_MODELS ?= chat-fast
+RUN_MODELS  ?= chat-fast asr
+TEST_MODELS ?= chat-tiny asr
+SLOW_MODELS ?= chat-fast asr-base
+# Debian packages the tests and the speech evaluation use (espeak-ng speaks test sentences;
+# pocketsphinx-testdata carries real LibriVox recordings).
+TEST_DEBS   ?= espeak-ng pocketsphinx-testdata
 
-.PHONY: run test test-slow lint bench models services clean
+.PHONY: run test test-slow lint bench eval-speech models services debs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,20 +33,28 @@ lint: $(STAMP)
 services:
 	bash scripts/services.sh
 
-test: $(STAMP) services
+debs:
+	bash scripts/debian-packages.sh $(TEST_DEBS)
+
+test: $(STAMP) services debs
 	$(BIN)/ember models install $(TEST_MODELS)
 	$(BIN)/ember models assemble $(TEST_MODELS)
 	$(MAKE) lint
 	$(BIN)/pytest -m "not slow"; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
-test-slow: $(STAMP) services
+test-slow: $(STAMP) services debs
 	$(BIN)/ember models install $(TEST_MODELS) $(SLOW_MODELS)
 	$(BIN)/ember models assemble $(TEST_MODELS) $(SLOW_MODELS)
 	$(BIN)/pytest -m slow
 
 bench: models
 	$(BIN)/ember bench engine --model chat-fast
+
+eval-speech: $(STAMP) debs
+	$(BIN)/ember models install asr asr-base
+	$(BIN)/ember models assemble asr asr-base
+	$(BIN)/ember eval speech
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -34,6 +34,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make_settings(tmp_path: Path, **roles: dict[str, Any]) -> Settings:
+    """Settings in tmp_path; speech runs on the fake transcriber unless a test names an `asr` role."""
+    roles.setdefault("asr", {"engine": "fake", "model": "fake"})
     specs = {role.replace("_", "-"): EngineSpec(**spec) for role, spec in roles.items()}
     return Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", roles=specs)
 
@@ -122,3 +124,16 @@ def sse_events(lines: list[str]) -> list[Any]:
             data = line[len("data: ") :]
             out.append(data if data == "[DONE]" else json.loads(data))
     return out
+
+
+def run_cli(args: list[str], stdin: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`ember ARGS` in a subprocess with only `env`'s EMBER_* settings; stdin given, output captured."""
+    full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("EMBER_")}, **env}
+    return subprocess.run(
+        [sys.executable, "-m", "ember.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=180,
+    )

@@ -4,9 +4,6 @@ remote engine against a live Ember, cancellation freeing llama.cpp slots, and th
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from ember.api.app import create_app
 
-from .conftest import TINY, make_settings, sse_events
+from .conftest import TINY, make_settings, run_cli, sse_events
 
 LONG_STORY = [{"role": "user", "content": "Write a very long story about a lighthouse keeper and the sea."}]
 
@@ -161,20 +158,8 @@ def test_remote_engine_unreachable_is_503(tmp_path: Path) -> None:
         assert front.get("/health").status_code == 503
 
 
-def _cli(args: list[str], stdin: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("EMBER_")}, **env}
-    return subprocess.run(
-        [sys.executable, "-m", "ember.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=120,
-    )
-
-
 def test_cli_chat_against_a_url(live_server: str) -> None:
-    out = _cli(["chat", "--url", f"{live_server}/v1"], "Say hi.\n/exit\n", {})
+    out = run_cli(["chat", "--url", f"{live_server}/v1"], "Say hi.\n/exit\n", {})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip()
 
@@ -185,7 +170,7 @@ def test_cli_chat_embedded_stores_history(tmp_path: Path, model_cache: Path) -> 
         "EMBER_DATA_DIR": str(tmp_path / "data"),
         "EMBER_CACHE_DIR": str(model_cache),
     }
-    out = _cli(["chat", "--user", "cli-user"], "Hello!\nAnd again?\n", env)
+    out = run_cli(["chat", "--user", "cli-user"], "Hello!\nAnd again?\n", env)
     assert out.returncode == 0, out.stderr
     assert len([line for line in out.stdout.splitlines() if line.strip()]) >= 2
     from ember.store.sql import SqlStore
@@ -201,7 +186,7 @@ def test_cli_chat_embedded_stores_history(tmp_path: Path, model_cache: Path) -> 
 
 
 def test_cli_reports_bad_config_readably(tmp_path: Path) -> None:
-    out = _cli(
+    out = run_cli(
         ["chat"],
         "hi\n",
         {

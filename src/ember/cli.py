@@ -1,23 +1,41 @@
-"""The `ember` command: serve · chat · models · bench. Readable messages, never tracebacks, for user errors."""
+"""The `ember` command: serve · chat · transcribe · models · bench · eval.
+
+User errors get readable messages, never tracebacks."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 from pydantic import ValidationError
 
+from ember.api.routes.audio import subtitles, verbose_json
 from ember.assets.assemble import asset_status, ensure_asset, install_command
 from ember.assets.catalogue import CATALOGUE, ModelAsset
 from ember.bench.engine import engine
 from ember.config import EngineSpec, Settings
 from ember.errors import EmberError
-from ember.types import ChatRequest, Delta, GenerationParams, Message
+from ember.eval.speech import speech
+from ember.intake.audio import AudioClip, load_audio
+from ember.types import ChatRequest, Delta, GenerationParams, Message, TranscribeOptions, Transcript
+
+if TYPE_CHECKING:
+    from ember.engines.openai_compat import OpenAITranscriber
+    from ember.engines.pool import EnginePool
+
+
+class Hears(Protocol):
+    async def transcribe(self, clip: AudioClip, options: TranscribeOptions) -> Transcript: ...
+
+
+AUDIO_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -71,13 +89,13 @@ def models(ctx: click.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     settings = _settings()
-    click.echo(f"{'ROLE':<10} {'MODEL':<38} {'SIZE':>9}  STATUS / FILE")
+    click.echo(f"{'ROLE':<10} {'MODEL':<42} {'SIZE':>9}  STATUS / FILE OR DIRECTORY")
     for asset in CATALOGUE.values():
-        status = asset_status(asset, settings.cache_dir)
+        status = asset_status(asset, settings.cache_dir)  # path: the file, or the directory, once verified
         where = f"  {status.path}" if status.path else ""
-        click.echo(f"{asset.role:<10} {asset.title:<38} {asset.size / 2**20:>7.0f}MB  {status.state}{where}")
+        click.echo(f"{asset.role:<10} {asset.title:<42} {asset.size / 2**20:>7.0f}MB  {status.state}{where}")
     for role, spec in settings.roles.items():
-        if spec.model not in CATALOGUE or spec.engine != "llama_cpp":
+        if spec.model not in CATALOGUE or spec.url:  # roles not served from a packaged model
             click.echo(f"{role:<10} configured: engine={spec.engine} model={spec.model} url={spec.url or '-'}")
 
 
@@ -105,7 +123,10 @@ def models_assemble(roles: tuple[str, ...]) -> None:
         click.echo(f"{asset.role}: verified {path}")
 
 
-async def _embedded_turns(mode: str, user: str) -> tuple[Callable[[list[Message]], AsyncIterator[Delta]], Any]:
+Turn = Callable[[list[Message]], AsyncIterator[Delta]]
+
+
+async def _embedded_turns(mode: str, user: str) -> tuple[Turn, Hears, Any]:
     from ember import registry
     from ember.engines.pool import EnginePool
     from ember.pipeline import Pipeline
@@ -123,31 +144,72 @@ async def _embedded_turns(mode: str, user: str) -> tuple[Callable[[list[Message]
             yield delta
         conversation["id"] = request.conversation_id
 
-    return turn, pipeline.engines
+    return turn, _LazySpeech(pipeline.engines), pipeline.engines
 
 
-async def _remote_turns(mode: str, url: str, api_key: str | None) -> tuple[Any, Any]:
+class _LazySpeech:
+    """The embedded speech engine, loaded only if the chat is given audio."""
+
+    def __init__(self, pool: EnginePool) -> None:
+        self.pool = pool
+
+    async def transcribe(self, clip: AudioClip, options: TranscribeOptions) -> Transcript:
+        return await (await self.pool.get_speech("asr")).transcribe(clip, options)
+
+
+async def _remote_turns(mode: str, url: str, api_key: str | None) -> tuple[Turn, Hears, Any]:
     from ember.engines.openai_compat import OpenAICompatEngine
 
     engine = OpenAICompatEngine(EngineSpec(engine="openai", model=mode, url=url, api_key=api_key), _settings())
     await engine.start()
-    return (lambda history: engine.stream(history, GenerationParams())), engine
+    ears = await _remote_speech(url, api_key, "whisper-1")
+    return (lambda history: engine.stream(history, GenerationParams())), ears, _Closer(engine, ears)
 
 
-async def _chat_loop(mode: str, url: str | None, api_key: str | None, user: str) -> None:
-    turn, closer = await (_remote_turns(mode, url, api_key) if url else _embedded_turns(mode, user))
-    history: list[Message] = []
+class _Closer:
+    def __init__(self, *engines: Any) -> None:
+        self.engines = engines
+
+    async def close(self) -> None:
+        for each in self.engines:
+            await each.close()
+
+
+async def _remote_speech(url: str, api_key: str | None, model: str) -> OpenAITranscriber:
+    from ember.engines.openai_compat import OpenAITranscriber
+
+    spec = EngineSpec(task="speech", engine="openai", model=model, url=url, api_key=api_key)
+    ears = OpenAITranscriber(spec, _settings())
+    await ears.start()
+    return ears
+
+
+async def _lines(audio: Path | None, ears: Hears, settings: Settings) -> AsyncIterator[str]:
+    """The user's turns: first what is heard in `audio` (if given), then lines from stdin."""
+    if audio is not None:
+        clip = await asyncio.to_thread(load_audio, audio, settings.audio_max_seconds)
+        heard = (await ears.transcribe(clip, TranscribeOptions())).text
+        if not heard:
+            raise click.ClickException(f"no speech was heard in {audio}")
+        click.echo(f"you (heard)> {heard}")
+        yield heard
     interactive = sys.stdin.isatty()
+    while True:
+        try:
+            line = await asyncio.to_thread(input, "you> " if interactive else "")
+        except EOFError:
+            return
+        if line.strip() in {"/exit", "/quit"}:
+            return
+        if line.strip():
+            yield line
+
+
+async def _chat_loop(mode: str, url: str | None, api_key: str | None, user: str, audio: Path | None) -> None:
+    turn, ears, closer = await (_remote_turns(mode, url, api_key) if url else _embedded_turns(mode, user))
+    history: list[Message] = []
     try:
-        while True:
-            try:
-                line = await asyncio.to_thread(input, "you> " if interactive else "")
-            except EOFError:
-                break
-            if line.strip() in {"/exit", "/quit"}:
-                break
-            if not line.strip():
-                continue
+        async for line in _lines(audio, ears, _settings()):
             history.append(Message("user", line))
             parts = []
             async for delta in turn(history):
@@ -168,9 +230,49 @@ async def _chat_loop(mode: str, url: str | None, api_key: str | None, user: str)
 )
 @click.option("--api-key", envvar="EMBER_API_KEY", default=None)
 @click.option("--user", default="anonymous", show_default=True, help="whose history this is")
-def chat(mode: str, url: str | None, api_key: str | None, user: str) -> None:
+@click.option("--audio", type=AUDIO_FILE, default=None, help="start with this spoken question (wav, mp3, ogg, webm…)")
+def chat(mode: str, url: str | None, api_key: str | None, user: str, audio: Path | None) -> None:
     """Chat in the terminal, streaming answers. /exit or Ctrl-D to leave."""
-    asyncio.run(_chat_loop(mode, url, api_key, user))
+    asyncio.run(_chat_loop(mode, url, api_key, user, audio))
+
+
+async def _transcribe(file: Path, model: str, url: str | None, api_key: str | None, language: str | None) -> Transcript:
+    settings = _settings().with_speech_role(model)
+    clip = await asyncio.to_thread(load_audio, file, settings.audio_max_seconds)
+    if url is not None:
+        ears = await _remote_speech(url, api_key, model)
+        try:
+            return await ears.transcribe(clip, TranscribeOptions(language=language))
+        finally:
+            await ears.close()
+    from ember import registry
+    from ember.engines.pool import EnginePool
+
+    registry.load_plugins()
+    pool = EnginePool(settings)
+    try:
+        return await (await pool.get_speech(model)).transcribe(clip, TranscribeOptions(language=language))
+    finally:
+        await pool.close()
+
+
+@main.command()
+@click.argument("file", type=AUDIO_FILE)
+@click.option("--model", default="asr", show_default=True, help="speech role, catalogue model or model directory")
+@click.option("--language", default=None, help="ISO code of the spoken language (default: detect)")
+@click.option("--format", "fmt", type=click.Choice(["text", "verbose_json", "srt", "vtt"]), default="text")
+@click.option("--url", default=None, help="transcribe on a running Ember or OpenAI-compatible server instead")
+@click.option("--api-key", envvar="EMBER_API_KEY", default=None)
+def transcribe(file: Path, model: str, language: str | None, fmt: str, url: str | None, api_key: str | None) -> None:
+    """Print what is said in an audio FILE."""
+    transcript = asyncio.run(_transcribe(file, model, url, api_key, language))
+    renderers: dict[str, Callable[[Transcript], str]] = {
+        "text": lambda t: t.text,
+        "verbose_json": lambda t: json.dumps(verbose_json(t), ensure_ascii=False, indent=2),
+        "srt": lambda t: subtitles(t, "srt"),
+        "vtt": lambda t: subtitles(t, "vtt"),
+    }
+    click.echo(renderers[fmt](transcript))
 
 
 @main.group()
@@ -179,6 +281,14 @@ def bench() -> None:
 
 
 bench.add_command(engine)
+
+
+@main.group("eval")
+def eval_() -> None:
+    """Quality evaluations on real data (numbers, not pass/fail)."""
+
+
+eval_.add_command(speech)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import BaseModel, Field, field_validator
@@ -26,6 +26,9 @@ DEFAULT_PARALLEL = 4
 class EngineSpec(BaseModel):
     """Where one model role runs: which registered engine, on which model, with what resources."""
 
+    task: Literal["chat", "speech"] = Field(
+        default="chat", description="what the role does; a role that overrides a default one inherits its task"
+    )
     engine: str = "llama_cpp"
     model: str = Field(description="catalogue role (e.g. chat-fast), a GGUF path, or a remote model name")
     url: str | None = Field(default=None, description="base URL of a remote OpenAI-compatible server")
@@ -38,7 +41,10 @@ class EngineSpec(BaseModel):
 
 
 def _default_roles() -> dict[str, EngineSpec]:
-    return {"chat-fast": EngineSpec(engine="llama_cpp", model="chat-fast")}
+    return {
+        "chat-fast": EngineSpec(engine="llama_cpp", model="chat-fast"),
+        "asr": EngineSpec(task="speech", engine="faster_whisper", model="asr", parallel=1),
+    }
 
 
 class Settings(BaseSettings):
@@ -56,11 +62,26 @@ class Settings(BaseSettings):
     roles: dict[str, EngineSpec] = Field(default_factory=_default_roles)
     load_on_start: bool = True
     health_timeout_s: float = Field(default=30.0, gt=0)
+    audio_max_bytes: int = Field(default=25 * 2**20, ge=1024, description="largest audio upload")
+    audio_max_seconds: float = Field(default=600.0, gt=0, description="longest audio accepted")
 
     @field_validator("roles", mode="after")
     @classmethod
     def _merge_default_roles(cls, roles: dict[str, EngineSpec]) -> dict[str, EngineSpec]:
-        return {**_default_roles(), **roles}
+        defaults = _default_roles()
+        inherited = {
+            role: spec.model_copy(update={"task": defaults[role].task})
+            for role, spec in roles.items()
+            if role in defaults and "task" not in spec.model_fields_set
+        }
+        return {**defaults, **roles, **inherited}
+
+    def with_speech_role(self, model: str) -> Settings:
+        """These settings, plus `model` as a local faster-whisper speech role unless a role of that name exists."""
+        if model in self.roles:
+            return self
+        spec = EngineSpec(task="speech", engine="faster_whisper", model=model, parallel=1)
+        return self.model_copy(update={"roles": {**self.roles, model: spec}})
 
     @property
     def db_url(self) -> str:

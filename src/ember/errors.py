@@ -3,7 +3,9 @@
     EmberError                       500 server_error
     ├── InvalidRequest               400 invalid_request_error
     │   ├── ContextLengthExceeded    400 invalid_request_error / context_length_exceeded
-    │   └── UnsupportedContent       400 invalid_request_error / unsupported_content
+    │   ├── UnsupportedContent       400 invalid_request_error / unsupported_content
+    │   └── InvalidAudio             400 invalid_request_error / invalid_audio
+    ├── PayloadTooLarge              413 invalid_request_error / payload_too_large
     ├── ModelNotFound                404 invalid_request_error / model_not_found
     ├── NotFound                     404 invalid_request_error / not_found
     ├── AssetError                   500 server_error / asset_unavailable
@@ -48,6 +50,16 @@ class ContextLengthExceeded(InvalidRequest):
 
 class UnsupportedContent(InvalidRequest):
     code = "unsupported_content"
+
+
+class InvalidAudio(InvalidRequest):
+    code = "invalid_audio"
+
+
+class PayloadTooLarge(EmberError):
+    status = 413
+    type = "invalid_request_error"
+    code = "payload_too_large"
 
 
 class ModelNotFound(EmberError):

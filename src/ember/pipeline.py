@@ -1,4 +1,5 @@
-"""handle(request): route to the mode the request names, stream its answer, store the exchange.
+"""handle(request): route to the mode the request names, stream its answer, store the exchange;
+and speech to text for intake and the transcription endpoint.
 
 Intake (validation) happens before this, in the API or CLI; policy (keys, limits, consent) will sit
 between intake and routing. The pipeline does not know about HTTP or SSE.
@@ -14,9 +15,10 @@ import anyio
 from ember import registry
 from ember.engines.pool import EnginePool
 from ember.errors import ModelNotFound, NotFound
+from ember.intake.audio import AudioClip
 from ember.modes.base import Mode
 from ember.store.sql import SqlStore, StoredAnswer, new_conversation_id
-from ember.types import ChatRequest, Delta, Usage
+from ember.types import ChatRequest, Delta, TranscribeOptions, Transcript, Usage
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,11 @@ class Pipeline:
         if owner is not None and owner != request.user:
             raise NotFound(f"conversation {request.conversation_id!r} not found", param="conversation_id")
         return request.conversation_id
+
+    async def transcribe(self, clip: AudioClip, options: TranscribeOptions, role: str = "asr") -> Transcript:
+        """Speech to text on the speech engine serving `role`."""
+        engine = await self.engines.get_speech(role)
+        return await engine.transcribe(clip, options)
 
     async def chat(self, request: ChatRequest) -> AsyncGenerator[Delta, None]:
         """Stream the answer. The exchange is stored when the stream ends, even if the client left."""

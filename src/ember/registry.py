@@ -1,4 +1,4 @@
-"""The one place where extension points live: engines and modes.
+"""The one place where extension points live: chat engines, speech engines and modes.
 
 Built-ins register exactly as a third-party plugin does: a module that, on import, calls
 `engines.add(...)` or `modes.add(...)`. `load_plugins()` imports the built-in modules listed in
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
     from ember.config import EngineSpec, Settings
-    from ember.engines.base import Engine
+    from ember.engines.base import Engine, SpeechEngine
     from ember.modes.base import Mode
 
 T = TypeVar("T")
@@ -24,6 +24,7 @@ DEFAULT_PLUGINS = (
     "ember.engines.llama_cpp",
     "ember.engines.openai_compat",
     "ember.engines.fake",
+    "ember.engines.whisper",
     "ember.modes.instant",
 )
 
@@ -56,7 +57,10 @@ class Registry(Generic[T]):
 
 EngineFactory = Callable[["EngineSpec", "Settings"], "Engine"]
 
+SpeechFactory = Callable[["EngineSpec", "Settings"], "SpeechEngine"]
+
 engines: Registry[EngineFactory] = Registry("engine")
+speech_engines: Registry[SpeechFactory] = Registry("speech engine")
 modes: Registry[Mode] = Registry("mode")
 
 _loaded = False

@@ -76,3 +76,27 @@ class ChatRequest:
     params: GenerationParams = field(default_factory=GenerationParams)
     user: str = "anonymous"
     conversation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What a speech engine heard: the text, its language, the audio's duration and timed segments."""
+
+    text: str
+    language: str
+    duration: float
+    segments: tuple[Segment, ...] = ()
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float | None = None

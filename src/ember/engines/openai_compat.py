@@ -1,5 +1,7 @@
 """A remote OpenAI-compatible server over httpx: how a role runs on vLLM, SGLang, llama-server or Ollama.
 
+Two engines share one connection set-up: chat (`/chat/completions`, streamed) and speech
+(`/audio/transcriptions`, e.g. a faster-whisper or vLLM Whisper server, or another Ember).
 `spec.url` is the server's base URL including `/v1`; `spec.model` is the remote model name.
 Leaving the stream early closes the HTTP connection, which those servers treat as a cancellation.
 This module knows the wire protocol only; it keeps no state between requests.
@@ -16,17 +18,17 @@ from ember import registry
 from ember.config import EngineSpec, Settings
 from ember.engines.base import delta_from_chunk, error_from_payload, openai_body
 from ember.errors import ConfigError, EngineError, EngineUnavailable
-from ember.types import Capabilities, Delta, GenerationParams, Message
+from ember.intake.audio import AudioClip
+from ember.types import Capabilities, Delta, GenerationParams, Message, Segment, TranscribeOptions, Transcript
 
 
-class OpenAICompatEngine:
+class _Remote:
     name = "openai"
 
     def __init__(self, spec: EngineSpec, settings: Settings) -> None:
         if not spec.url:
             raise ConfigError(f"the openai engine for model {spec.model!r} needs a url (e.g. http://host:8000/v1)")
         self.spec = spec
-        self.capabilities = Capabilities(context_tokens=spec.ctx_size, parallel=spec.parallel)
         self.active = 0
         self._client: httpx.AsyncClient | None = None
 
@@ -40,13 +42,28 @@ class OpenAICompatEngine:
                 limits=httpx.Limits(max_connections=self.spec.parallel * 4),
             )
 
-    async def stream(self, messages: list[Message], params: GenerationParams) -> AsyncIterator[Delta]:
+    def client(self) -> httpx.AsyncClient:
         if self._client is None:
             raise EngineUnavailable(f"engine for {self.spec.model!r} is not started")
+        return self._client
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+
+class OpenAICompatEngine(_Remote):
+    def __init__(self, spec: EngineSpec, settings: Settings) -> None:
+        super().__init__(spec, settings)
+        self.capabilities = Capabilities(context_tokens=spec.ctx_size, parallel=spec.parallel)
+
+    async def stream(self, messages: list[Message], params: GenerationParams) -> AsyncIterator[Delta]:
+        client = self.client()
         body = {"model": self.spec.model, **openai_body(messages, params)}
         self.active += 1
         try:
-            async with self._client.stream("POST", "chat/completions", json=body) as response:
+            async with client.stream("POST", "chat/completions", json=body) as response:
                 if response.status_code != 200:
                     raise error_from_payload(response.status_code, _json_or_text(await response.aread()))
                 async for delta in _deltas(response):
@@ -56,10 +73,30 @@ class OpenAICompatEngine:
         finally:
             self.active -= 1
 
-    async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+
+class OpenAITranscriber(_Remote):
+    async def transcribe(self, clip: AudioClip, options: TranscribeOptions) -> Transcript:
+        form = {"model": self.spec.model, "response_format": "verbose_json"}
+        extra = {"language": options.language, "prompt": options.prompt, "temperature": options.temperature}
+        form |= {k: str(v) for k, v in extra.items() if v is not None}
+        self.active += 1
+        try:
+            response = await self.client().post(
+                "audio/transcriptions", data=form, files={"file": (clip.filename, clip.data)}
+            )
+        except httpx.TransportError as exc:
+            raise EngineUnavailable(f"remote speech engine at {self.spec.url} is unreachable: {exc}") from exc
+        finally:
+            self.active -= 1
+        body = _json_or_text(response.content)
+        if response.status_code != 200 or not isinstance(body, dict):
+            raise error_from_payload(response.status_code, body)
+        segments = tuple(
+            Segment(float(s.get("start", 0)), float(s.get("end", 0)), str(s.get("text", "")).strip())
+            for s in body.get("segments") or []
+        )
+        duration = float(body.get("duration") or clip.duration)
+        return Transcript(str(body.get("text", "")).strip(), str(body.get("language", "")), duration, segments)
 
 
 async def _deltas(response: httpx.Response) -> AsyncIterator[Delta]:
@@ -86,3 +123,4 @@ def _json_or_text(raw: bytes) -> object:
 
 
 registry.engines.add("openai", OpenAICompatEngine)
+registry.speech_engines.add("openai", OpenAITranscriber)

@@ -1,54 +1,80 @@
 """The engines a server holds: one per model role, created from Settings through the registry.
 
-Engines start lazily on first use (or all at once with `start`), are shared by every mode and request,
-and are closed together. The pool also runs the health probe. It knows nothing of modes or HTTP.
+A role's `task` says which registry builds it: chat roles come from `registry.engines`, speech roles
+from `registry.speech_engines`. Engines start
+lazily on first use (or all at once with `start`), are shared by every mode and request, and are closed
+together. The pool also runs the health probes. It knows nothing of modes or HTTP.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+import numpy as np
 
 from ember import registry
 from ember.config import Settings
-from ember.engines.base import Engine
+from ember.engines.base import Engine, SpeechEngine
 from ember.errors import ConfigError
-from ember.types import GenerationParams, Message
+from ember.intake.audio import SAMPLE_RATE, AudioClip
+from ember.types import GenerationParams, Message, TranscribeOptions
 
 PROBE = [Message("user", "Say OK.")]
+SILENCE = AudioClip(b"", "probe.wav", np.zeros(SAMPLE_RATE // 2, dtype=np.float32))
+E = TypeVar("E")
 
 
 class EnginePool:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._engines: dict[str, Engine] = {}
+        self._engines: dict[str, Any] = {}
         self._lock = asyncio.Lock()
 
-    def _create(self, role: str) -> Engine:
+    def _create(self, role: str, kinds: registry.Registry[Callable[..., E]], task: str) -> E:
         spec = self.settings.roles.get(role)
         if spec is None:
             raise ConfigError(f"no engine is configured for model role {role!r}")
-        factory = registry.engines.get(spec.engine)
+        if spec.task != task:
+            raise ConfigError(f"role {role!r} is a {spec.task} role, not a {task} role")
+        factory = kinds.get(spec.engine)
         if factory is None:
-            known = ", ".join(registry.engines.names())
-            raise ConfigError(f"role {role!r} names engine {spec.engine!r}; known engines: {known}")
+            known = ", ".join(kinds.names())
+            raise ConfigError(f"role {role!r} names engine {spec.engine!r}, which is no {kinds.kind}; known: {known}")
         return factory(spec, self.settings)
 
-    async def get(self, role: str) -> Engine:
-        """The started engine for `role`, creating and starting it on first use."""
+    async def _get(self, role: str, kinds: registry.Registry[Callable[..., E]], task: str) -> E:
         async with self._lock:
-            engine = self._engines.get(role)
+            engine: Any = self._engines.get(role)
             if engine is None:
-                engine = self._engines[role] = self._create(role)
+                engine = self._engines[role] = self._create(role, kinds, task)
         await engine.start()
-        return engine
+        return engine  # type: ignore[no-any-return]
+
+    async def get(self, role: str) -> Engine:
+        """The started chat engine for `role`, creating and starting it on first use."""
+        return await self._get(role, registry.engines, "chat")
+
+    async def get_speech(self, role: str) -> SpeechEngine:
+        """The started speech engine for `role`."""
+        return await self._get(role, registry.speech_engines, "speech")
+
+    def is_speech(self, role: str) -> bool:
+        spec = self.settings.roles.get(role)
+        return spec is not None and spec.task == "speech"
+
+    def speech_roles(self) -> list[str]:
+        """The configured roles served by a speech engine."""
+        return [role for role in self.settings.roles if self.is_speech(role)]
 
     async def start(self, roles: Iterable[str]) -> None:
+        """Create and start the engines of `roles` (chat or speech) now rather than on first use."""
         for role in dict.fromkeys(roles):
-            await self.get(role)
+            await (self.get_speech(role) if self.is_speech(role) else self.get(role))
 
-    def loaded(self) -> dict[str, Engine]:
+    def loaded(self) -> dict[str, Any]:
         return dict(self._engines)
 
     async def close(self) -> None:
@@ -57,19 +83,40 @@ class EnginePool:
             await engine.close()
 
     async def probe(self, role: str, timeout_s: float) -> dict[str, object]:
-        """Generate one token on `role`'s engine; report whether it worked and how long it took."""
-        t0 = time.perf_counter()
-        try:
-            engine = await self.get(role)
-            busy = engine.active  # generations in flight when asked, not counting the probe
-            async with asyncio.timeout(timeout_s):
-                async for _ in engine.stream(PROBE, GenerationParams(max_tokens=1, temperature=0.0)):
-                    pass
-        except Exception as exc:  # health reports any failure instead of raising it
-            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        return {
-            "ok": True,
-            "engine": engine.name,
-            "latency_ms": round((time.perf_counter() - t0) * 1000, 1),
-            "active": busy,
-        }
+        """Exercise `role`'s engine (one token, or half a second of silence); report whether it worked and how
+        long it took."""
+        if self.is_speech(role):
+            return await self._probe_speech(role, timeout_s)
+        return await self._probe_chat(role, timeout_s)
+
+    async def _probe_chat(self, role: str, timeout_s: float) -> dict[str, object]:
+
+        async def run(engine: Engine) -> None:
+            async for _ in engine.stream(PROBE, GenerationParams(max_tokens=1, temperature=0.0)):
+                pass
+
+        return await _timed(self.get(role), run, timeout_s)
+
+    async def _probe_speech(self, role: str, timeout_s: float) -> dict[str, object]:
+
+        async def run(engine: SpeechEngine) -> None:
+            await engine.transcribe(SILENCE, TranscribeOptions())
+
+        return await _timed(self.get_speech(role), run, timeout_s)
+
+
+async def _timed(getting: Awaitable[E], run: Callable[[E], Awaitable[None]], timeout_s: float) -> dict[str, object]:
+    t0 = time.perf_counter()
+    try:
+        engine: Any = await getting
+        busy = engine.active  # work in flight when asked, not counting the probe
+        async with asyncio.timeout(timeout_s):
+            await run(engine)
+    except Exception as exc:  # health reports any failure instead of raising it
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    return {
+        "ok": True,
+        "engine": engine.name,
+        "latency_ms": round((time.perf_counter() - t0) * 1000, 1),
+        "active": busy,
+    }

@@ -1,5 +1,8 @@
 """`POST /v1/chat/completions`, streamed (SSE) or not.
 
+Spoken parts (`input_audio`) are transcribed first; what was heard is returned in the Ember extension
+field `input_transcripts` (top level of the completion, or of the first chunk when streaming).
+
 The first delta is awaited before any response is sent, so request errors found by the engine (a
 prompt beyond the context) are proper 4xx envelopes, not broken streams. When the client goes away,
 the pipeline's iterator is closed, which stops the generation and frees the engine.
@@ -17,7 +20,7 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from ember.api.deps import PipelineDep
+from ember.api.deps import PipelineDep, SettingsDep
 from ember.api.protocol import (
     ChatCompletionRequest,
     chunk_json,
@@ -27,6 +30,7 @@ from ember.api.protocol import (
     to_chat_request,
 )
 from ember.errors import EmberError
+from ember.intake.chat import transcribe_audio_parts
 from ember.types import Delta, Usage
 
 log = logging.getLogger(__name__)
@@ -35,9 +39,14 @@ DISCONNECT_POLL_S = 0.25
 
 
 @router.post("/v1/chat/completions", response_model=None)
-async def chat_completions(body: ChatCompletionRequest, request: Request, pipeline: PipelineDep) -> Response:
+async def chat_completions(
+    body: ChatCompletionRequest, request: Request, pipeline: PipelineDep, settings: SettingsDep
+) -> Response:
     if body.model_extra:
         log.info("ignoring unknown request fields: %s", ", ".join(sorted(body.model_extra)))
+    pipeline.mode(body.model)  # an unknown model fails before any audio is transcribed
+    heard = await transcribe_audio_parts(body, pipeline, settings)
+    extra = {"input_transcripts": heard} if heard else {}
     chat = to_chat_request(body)
     conversation_id = await pipeline.open(chat)
     deltas = pipeline.chat(chat)
@@ -50,13 +59,13 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, pipeli
     cid = completion_id()
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        events = _sse(cid, body.model, first, deltas, include_usage)
+        events = _sse(cid, body.model, first, deltas, include_usage, extra)
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     result = await _collect_unless_gone(request, first, deltas)
     if result is None:
         return Response(status_code=499)
     content, reasoning, finish, usage = result
-    return JSONResponse(completion_json(cid, body.model, content, reasoning, finish, usage), headers=headers)
+    return JSONResponse(completion_json(cid, body.model, content, reasoning, finish, usage, extra), headers=headers)
 
 
 async def _collect(first: Delta | None, deltas: AsyncGenerator[Delta, None]) -> tuple[str, str, str | None, Usage]:
@@ -100,12 +109,17 @@ def _event(payload: dict[str, Any] | str) -> bytes:
 
 
 async def _sse(
-    cid: str, model: str, first: Delta | None, deltas: AsyncGenerator[Delta, None], include_usage: bool
+    cid: str,
+    model: str,
+    first: Delta | None,
+    deltas: AsyncGenerator[Delta, None],
+    include_usage: bool,
+    extra: dict[str, Any],
 ) -> AsyncIterator[bytes]:
     created = int(time.time())
     usage = Usage()
     try:
-        yield _event(chunk_json(cid, model, created, Delta(), role=True))
+        yield _event(chunk_json(cid, model, created, Delta(), role=True, extra=extra))
         delta = first
         while delta is not None:
             usage = delta.usage or usage

@@ -1,0 +1,90 @@
+"""`POST /v1/audio/transcriptions`, compatible with OpenAI's: multipart `file`, `model`, `language`,
+`prompt`, `response_format` (json, text, verbose_json, srt, vtt) and `temperature`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import anyio
+from fastapi import APIRouter, Form, UploadFile
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from ember.api.deps import PipelineDep, SettingsDep
+from ember.engines.pool import EnginePool
+from ember.errors import ModelNotFound, PayloadTooLarge
+from ember.intake.audio import decode_audio
+from ember.types import TranscribeOptions, Transcript
+
+router = APIRouter()
+ALIASES = {"whisper-1": "asr"}  # what OpenAI clients send by default
+Format = Literal["json", "text", "verbose_json", "srt", "vtt"]
+
+
+def speech_role(model: str, pool: EnginePool) -> str:
+    """The configured speech role a request's `model` names (OpenAI's `whisper-1` means `asr`)."""
+    role = ALIASES.get(model, model)
+    if not pool.is_speech(role):
+        known = ", ".join(["whisper-1", *pool.speech_roles()])
+        raise ModelNotFound(f"The speech model {model!r} does not exist. Available: {known}", param="model")
+    return role
+
+
+def _stamp(seconds: float, sep: str) -> str:
+    ms = round(seconds * 1000)
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def subtitles(transcript: Transcript, kind: Literal["srt", "vtt"]) -> str:
+    sep = "," if kind == "srt" else "."
+    cues = [
+        (f"{i}\n" if kind == "srt" else "") + f"{_stamp(s.start, sep)} --> {_stamp(s.end, sep)}\n{s.text}\n"
+        for i, s in enumerate(transcript.segments, start=1)
+    ]
+    return ("WEBVTT\n\n" if kind == "vtt" else "") + "\n".join(cues)
+
+
+def verbose_json(transcript: Transcript) -> dict[str, Any]:
+    return {
+        "task": "transcribe",
+        "language": transcript.language,
+        "duration": round(transcript.duration, 3),
+        "text": transcript.text,
+        "segments": [
+            {"id": i, "start": round(s.start, 3), "end": round(s.end, 3), "text": s.text}
+            for i, s in enumerate(transcript.segments)
+        ],
+    }
+
+
+def render(transcript: Transcript, fmt: Format) -> Response:
+    if fmt == "json":
+        return JSONResponse({"text": transcript.text})
+    if fmt == "verbose_json":
+        return JSONResponse(verbose_json(transcript))
+    if fmt == "text":
+        return PlainTextResponse(transcript.text)
+    return PlainTextResponse(subtitles(transcript, fmt), media_type="text/vtt" if fmt == "vtt" else "text/plain")
+
+
+@router.post("/v1/audio/transcriptions", response_model=None)
+async def transcriptions(
+    pipeline: PipelineDep,
+    settings: SettingsDep,
+    file: UploadFile,
+    model: Annotated[str, Form()] = "whisper-1",
+    language: Annotated[str | None, Form(min_length=2, max_length=8)] = None,
+    prompt: Annotated[str | None, Form(max_length=2000)] = None,
+    response_format: Annotated[Format, Form()] = "json",
+    temperature: Annotated[float | None, Form(ge=0, le=1)] = None,
+) -> Response:
+    role = speech_role(model, pipeline.engines)
+    data = await file.read(settings.audio_max_bytes + 1)
+    if len(data) > settings.audio_max_bytes:
+        raise PayloadTooLarge(f"the audio file is larger than {settings.audio_max_bytes / 2**20:.0f} MB", param="file")
+    name = file.filename or "audio"
+    clip = await anyio.to_thread.run_sync(decode_audio, data, name, settings.audio_max_seconds)
+    transcript = await pipeline.transcribe(clip, TranscribeOptions(language, prompt, temperature), role)
+    return render(transcript, response_format)

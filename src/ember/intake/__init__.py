@@ -1,0 +1,1 @@
+"""Intake: turn what a client sent into what modes read (audio → text now; images later)."""
