@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,27 @@ def test_chunked_models_assemble_and_verify(role: str, tmp_path: Path) -> None:
     path = ensure_asset(asset, tmp_path)
     assert path.stat().st_size == asset.size
     assert path.parent == tmp_path / "models"
+
+
+def test_multilingual_base_transcribes_spoken_english_and_german(tmp_path: Path) -> None:
+    """asr-base from its two packages: English within the WER bound, and a German sentence in German."""
+    from ember.eval.speech import edit_distance, normalise
+
+    from .audio import SENTENCES, speak
+
+    base = {"task": "speech", "engine": "faster_whisper", "model": "asr-base"}
+    settings = make_settings(tmp_path, asr_base=base, chat_fast={"engine": "fake", "model": "fake"})
+    settings.cache_dir = Path.home() / ".cache" / "ember"
+    english = speak(SENTENCES[2], tmp_path / "en.wav").read_bytes()
+    german = tmp_path / "de.wav"
+    subprocess.run(["espeak-ng", "-v", "de", "-w", str(german), "Guten Morgen, wie geht es dir heute?"], check=True)
+    with TestClient(create_app(settings)) as client:
+        en = client.post("/v1/audio/transcriptions", files={"file": ("en.wav", english)}, data={"model": "asr-base"})
+        de = client.post(
+            "/v1/audio/transcriptions",
+            files={"file": ("de.wav", german.read_bytes())},
+            data={"model": "asr-base", "response_format": "verbose_json"},
+        )
+    ref = normalise(SENTENCES[2])
+    assert edit_distance(ref, normalise(en.json()["text"])) / len(ref) <= 0.25, en.text
+    assert de.json()["language"] == "de" and "morgen" in de.json()["text"].lower(), de.text

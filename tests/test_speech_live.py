@@ -155,3 +155,9 @@ def test_cli_chat_with_silent_audio_says_so(tmp_path: Path, live_server: str) ->
     (tmp_path / "quiet.wav").write_bytes(silence(2.0))
     out = run_cli(["chat", "--url", f"{live_server}/v1", "--audio", str(tmp_path / "quiet.wav")], "", {})
     assert out.returncode != 0 and "no speech was heard" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_language_the_model_lacks_is_400(live_server: str, spoken: list[tuple[str, bytes]]) -> None:
+    with pytest.raises(openai.BadRequestError) as err:
+        oai(live_server).audio.transcriptions.create(model="whisper-1", file=("q.wav", spoken[0][1]), language="de")
+    assert err.value.body["param"] == "language" and "English only" in err.value.body["message"]  # type: ignore[index]

@@ -84,8 +84,17 @@ class Result:
         return self.transcribe_s / self.audio_s
 
 
-async def evaluate(model: str, corpus: list[tuple[AudioClip, str]], settings: Settings) -> Result:
-    pool = EnginePool(settings.with_speech_role(model))
+def _with_beam(settings: Settings, model: str, beam: int | None) -> Settings:
+    settings = settings.with_speech_role(model)
+    if beam is None:
+        return settings
+    spec = settings.roles[model]
+    spec = spec.model_copy(update={"options": {**spec.options, "beam_size": beam}})
+    return settings.model_copy(update={"roles": {**settings.roles, model: spec}})
+
+
+async def evaluate(model: str, corpus: list[tuple[AudioClip, str]], settings: Settings, beam: int | None) -> Result:
+    pool = EnginePool(_with_beam(settings, model, beam))
     try:
         t0 = time.perf_counter()
         engine = await pool.get_speech(model)
@@ -121,14 +130,15 @@ def report(results: list[Result]) -> str:
 @click.command()
 @click.option("--model", "models", multiple=True, default=("asr", "asr-base"), show_default=True)
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=LIBRIVOX, show_default=True)
+@click.option("--beam-size", type=click.IntRange(1, 10), default=None, help="override the roles' beam size")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def speech(models: tuple[str, ...], data: Path, json_out: Path | None) -> None:
+def speech(models: tuple[str, ...], data: Path, beam_size: int | None, json_out: Path | None) -> None:
     """WER and real-time factor of speech models on real recorded speech."""
     registry.load_plugins()
     settings = Settings()
     corpus = [(load_audio(wav, settings.audio_max_seconds), text) for wav, text in read_corpus(data)]
     click.echo(f"{len(corpus)} utterances, {sum(c.duration for c, _ in corpus):.1f} s of audio, {os.cpu_count()} cores")
-    results = [asyncio.run(evaluate(model, corpus, settings)) for model in models]
+    results = [asyncio.run(evaluate(model, corpus, settings, beam_size)) for model in models]
     click.echo(report(results))
     if json_out is not None:
         rows = [{**asdict(r), "wer": r.wer, "rtf": r.rtf} for r in results]
