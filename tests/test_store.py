@@ -130,11 +130,12 @@ def test_postgres_url_maps_to_psycopg() -> None:
 def test_migrate_is_idempotent(db_url: str) -> None:
     engine = open_engine(db_url)
     try:
-        assert migrate(engine) == ["0001_conversations"] == [name for name, _ in MIGRATIONS]
+        names = [name for name, _ in MIGRATIONS]
+        assert migrate(engine) == names and names[0] == "0001_conversations"
         assert migrate(engine) == []
         with engine.connect() as conn:
             ledger = conn.execute(sa.text("SELECT name, applied_at FROM _migrations ORDER BY name")).all()
-        assert [name for name, _ in ledger] == ["0001_conversations"]
+        assert [name for name, _ in ledger] == sorted(names)
 
         first = SqlStore(db_url)  # migrations already applied: nothing to do, no error
         second = SqlStore(db_url)
@@ -316,3 +317,19 @@ def test_seq_is_unique_per_conversation(store: SqlStore) -> None:
     with pytest.raises(IntegrityError), store.engine.begin() as conn:
         conn.execute(messages.insert().values(**duplicate))
     assert message_count(store, cid) == 2
+
+
+def test_schema_describes_what_the_migrations_built(db_url: str) -> None:
+    """schema.py (for queries) and the migrations (for DDL) must agree, table by table, column by column."""
+    from ember.store.schema import metadata
+
+    engine = open_engine(db_url)
+    try:
+        migrate(engine)
+        built = sa.MetaData()
+        built.reflect(engine)
+        for table in metadata.tables.values():
+            assert table.name in built.tables, table.name
+            assert {c.name for c in table.columns} == {c.name for c in built.tables[table.name].columns}, table.name
+    finally:
+        engine.dispose()

@@ -1,4 +1,4 @@
-"""The `ember` command: serve · chat · transcribe · models · bench · eval.
+"""The `ember` command: serve · chat · transcribe · models · keys · bench · eval.
 
 User errors get readable messages, never tracebacks."""
 
@@ -273,6 +273,48 @@ def transcribe(file: Path, model: str, language: str | None, fmt: str, url: str 
         "vtt": lambda t: subtitles(t, "vtt"),
     }
     click.echo(renderers[fmt](transcript))
+
+
+@main.group()
+def keys() -> None:
+    """API keys: create (shown once), list, revoke. Stored only as hashes in the server's database."""
+
+
+def _key_store() -> Any:
+    from ember.policy.keys import KeyStore
+    from ember.store.sql import SqlStore
+
+    settings = _settings()
+    return KeyStore(SqlStore(settings.db_url).engine, settings)
+
+
+@keys.command("create")
+@click.argument("owner")
+@click.option("--scope", "scopes", multiple=True, default=("chat", "audio"), show_default=True)
+@click.option("--tier", default="free", show_default=True)
+@click.option("--name", default="", help="a note to recognise the key by")
+def keys_create(owner: str, scopes: tuple[str, ...], tier: str, name: str) -> None:
+    """Create a key for OWNER and print it (it cannot be shown again)."""
+    secret, record = _key_store().create(owner, scopes, tier, name)
+    click.echo(secret)
+    click.echo(f"{record['id']}  owner={owner}  tier={tier}  scopes={record['scopes']}", err=True)
+
+
+@keys.command("list")
+@click.option("--owner", default=None)
+def keys_list(owner: str | None) -> None:
+    """List keys (never their secrets)."""
+    for k in _key_store().list(owner):
+        state = "revoked" if k["revoked_at"] else "active"
+        click.echo(f"{k['id']}  {k['prefix']}…  {k['owner']:<20} {k['tier']:<8} {k['scopes']:<28} {state}  {k['name']}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key by its id (from `ember keys list`); requests with it get 401 at once."""
+    _key_store().revoke(key_id)
+    click.echo(f"revoked {key_id}")
 
 
 @main.group()

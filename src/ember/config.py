@@ -40,6 +40,27 @@ class EngineSpec(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict, description="engine-specific extras")
 
 
+class Tier(BaseModel):
+    """Limits for the keys of one tier, per key; None means unlimited."""
+
+    model_config = {"extra": "forbid"}
+
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1, description="prompt + completion, weighted by mode")
+    concurrent_streams: int | None = Field(default=None, ge=1, description="requests in flight at once")
+
+
+LOCAL_TIER = "local"
+
+
+def _default_tiers() -> dict[str, Tier]:
+    return {
+        LOCAL_TIER: Tier(),  # the keyless loopback default and operators' own keys
+        "free": Tier(requests_per_minute=20, tokens_per_minute=40_000, concurrent_streams=2),
+        "partner": Tier(requests_per_minute=600, tokens_per_minute=2_000_000, concurrent_streams=32),
+    }
+
+
 def _default_roles() -> dict[str, EngineSpec]:
     return {
         "chat-fast": EngineSpec(engine="llama_cpp", model="chat-fast"),
@@ -64,6 +85,10 @@ class Settings(BaseSettings):
     health_timeout_s: float = Field(default=30.0, gt=0)
     audio_max_bytes: int = Field(default=25 * 2**20, ge=1024, description="largest audio upload")
     audio_max_seconds: float = Field(default=600.0, gt=0, description="longest audio accepted")
+    require_keys: bool | None = Field(default=None, description="None: keys required unless bound to loopback")
+    tiers: dict[str, Tier] = Field(default_factory=_default_tiers)
+    redis_url: str | None = Field(default=None, description="share rate limits across processes, e.g. redis://h:6379")
+    retention_days: float | None = Field(default=None, gt=0, description="purge history older than this")
 
     @field_validator("roles", mode="after")
     @classmethod
@@ -75,6 +100,18 @@ class Settings(BaseSettings):
             if role in defaults and "task" not in spec.model_fields_set
         }
         return {**defaults, **roles, **inherited}
+
+    @field_validator("tiers", mode="after")
+    @classmethod
+    def _merge_default_tiers(cls, tiers: dict[str, Tier]) -> dict[str, Tier]:
+        return {**_default_tiers(), **tiers}
+
+    @property
+    def keys_required(self) -> bool:
+        """Explicit `require_keys`, else whether the server listens beyond this machine."""
+        if self.require_keys is not None:
+            return self.require_keys
+        return self.host not in {"127.0.0.1", "::1", "localhost"}
 
     def with_speech_role(self, model: str) -> Settings:
         """These settings, plus `model` as a local faster-whisper speech role unless a role of that name exists."""

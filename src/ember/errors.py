@@ -6,6 +6,9 @@
     │   ├── UnsupportedContent       400 invalid_request_error / unsupported_content
     │   └── InvalidAudio             400 invalid_request_error / invalid_audio
     ├── PayloadTooLarge              413 invalid_request_error / payload_too_large
+    ├── Unauthenticated              401 invalid_request_error / invalid_api_key
+    ├── PermissionDenied             403 permission_error / insufficient_scope
+    ├── RateLimited                  429 rate_limit_error / rate_limit_exceeded (+ Retry-After headers)
     ├── ModelNotFound                404 invalid_request_error / model_not_found
     ├── NotFound                     404 invalid_request_error / not_found
     ├── AssetError                   500 server_error / asset_unavailable
@@ -15,7 +18,8 @@
     └── EngineError                  502 server_error / engine_error
         └── EngineUnavailable        503 server_error / engine_unavailable
 
-Each class carries its HTTP status, OpenAI `type` and `code`, and optionally the offending `param`.
+Each class carries its HTTP status, OpenAI `type` and `code`, optionally the offending `param`, and any
+response `headers` (Retry-After, x-ratelimit-*).
 Model mistakes are not exceptions; these are for requests we refuse and for faults we cannot recover from.
 """
 
@@ -29,10 +33,11 @@ class EmberError(Exception):
     type = "server_error"
     code: str | None = "internal_error"
 
-    def __init__(self, message: str, *, param: str | None = None) -> None:
+    def __init__(self, message: str, *, param: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        self.headers = headers or {}
 
 
 class InvalidRequest(EmberError):
@@ -60,6 +65,24 @@ class PayloadTooLarge(EmberError):
     status = 413
     type = "invalid_request_error"
     code = "payload_too_large"
+
+
+class Unauthenticated(EmberError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(EmberError):
+    status = 403
+    type = "permission_error"
+    code = "insufficient_scope"
+
+
+class RateLimited(EmberError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
 
 
 class ModelNotFound(EmberError):

@@ -17,6 +17,7 @@ from ember.api.routes import audio, chat, conversations, health, models
 from ember.config import Settings
 from ember.engines.pool import EnginePool
 from ember.pipeline import Pipeline
+from ember.policy.keys import KeyStore
 from ember.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ def create_app(settings: Settings) -> FastAPI:
         pool = EnginePool(settings)
         app.state.settings = settings
         app.state.pipeline = Pipeline(pool, store)
+        app.state.keys = KeyStore(store.engine, settings)
         try:
             if settings.load_on_start:
                 roles = [role for mode in models.available_modes(settings) for role in mode.roles]

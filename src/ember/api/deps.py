@@ -1,13 +1,17 @@
-"""Request-scoped access to the app's single Pipeline and Settings (no globals, no import-time state)."""
+"""Request-scoped access to the app's single Pipeline, Settings and KeyStore, and the request's Principal
+(no globals, no import-time state)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 
 from ember.config import Settings
+from ember.errors import Unauthenticated
 from ember.pipeline import Pipeline
+from ember.policy.keys import KEY_PREFIX, LOCAL, KeyStore, Principal
 
 
 def _pipeline(request: Request) -> Pipeline:
@@ -20,5 +24,30 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
+def _secret(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-api-key") or None
+
+
+async def _principal(request: Request) -> Principal:
+    """The key's principal. Without required keys, a request with no Ember key (OpenAI clients always send
+    some key) acts as the local principal; an Ember key is still checked, so its tier applies."""
+    settings: Settings = request.app.state.settings
+    keys: KeyStore = request.app.state.keys
+    secret = _secret(request)
+    if not settings.keys_required and (secret is None or not secret.startswith(KEY_PREFIX)):
+        return LOCAL
+    if secret is None:
+        raise Unauthenticated(
+            "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY' "
+            "(an operator creates one with `ember keys create`)."
+        )
+    return await anyio.to_thread.run_sync(keys.authenticate, secret)
+
+
 PipelineDep = Annotated[Pipeline, Depends(_pipeline)]
+PrincipalDep = Annotated[Principal, Depends(_principal)]
 SettingsDep = Annotated[Settings, Depends(_settings)]

@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 
 
 def ember_error_response(exc: EmberError) -> JSONResponse:
-    return JSONResponse(error_json(exc.message, exc.type, exc.param, exc.code), status_code=exc.status)
+    return JSONResponse(
+        error_json(exc.message, exc.type, exc.param, exc.code), status_code=exc.status, headers=exc.headers or None
+    )
 
 
 def _validation_message(err: dict[str, Any]) -> tuple[str, str | None]:

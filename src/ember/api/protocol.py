@@ -95,7 +95,8 @@ def _text_of(message: ChatMessageIn, index: int) -> str:
     return "\n".join(texts)
 
 
-def to_chat_request(body: ChatCompletionRequest) -> ChatRequest:
+def to_chat_request(body: ChatCompletionRequest, user: str) -> ChatRequest:
+    """The request as modes read it; `user` is the stored identity the caller's principal gives `body.user`."""
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     if len(stop) > MAX_STOP_SEQUENCES:
         raise InvalidRequest(f"at most {MAX_STOP_SEQUENCES} stop sequences are allowed", param="stop")
@@ -115,7 +116,7 @@ def to_chat_request(body: ChatCompletionRequest) -> ChatRequest:
         model=body.model,
         messages=messages,
         params=params,
-        user=body.user or "anonymous",
+        user=user,
         conversation_id=body.conversation_id,
     )
 

@@ -66,7 +66,28 @@ def m0001_conversations(conn: Connection) -> None:
     md.create_all(conn)
 
 
-MIGRATIONS: tuple[tuple[str, Migration], ...] = (("0001_conversations", m0001_conversations),)
+def m0002_api_keys(conn: Connection) -> None:
+    md = MetaData()
+    Table(
+        "api_keys",
+        md,
+        Column("id", String(32), primary_key=True),
+        Column("hash", String(64), nullable=False, unique=True),
+        Column("prefix", String(16), nullable=False),
+        Column("owner", String(256), nullable=False, index=True),
+        Column("scopes", String(256), nullable=False),
+        Column("tier", String(64), nullable=False),
+        Column("name", String(256), nullable=False),
+        Column("created_at", Float, nullable=False),
+        Column("revoked_at", Float),
+    )
+    md.create_all(conn)
+
+
+MIGRATIONS: tuple[tuple[str, Migration], ...] = (
+    ("0001_conversations", m0001_conversations),
+    ("0002_api_keys", m0002_api_keys),
+)
 
 
 def migrate(engine: Engine) -> list[str]:

@@ -31,3 +31,17 @@ messages = Table(
     Column("completion_tokens", Integer),
     Column("created_at", Float, nullable=False),
 )
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("owner", String(256), nullable=False, index=True),
+    Column("scopes", String(256), nullable=False),
+    Column("tier", String(64), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float),
+)

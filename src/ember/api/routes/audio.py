@@ -9,7 +9,7 @@ import anyio
 from fastapi import APIRouter, Form, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from ember.api.deps import PipelineDep, SettingsDep
+from ember.api.deps import PipelineDep, PrincipalDep, SettingsDep
 from ember.engines.pool import EnginePool
 from ember.errors import ModelNotFound, PayloadTooLarge
 from ember.intake.audio import decode_audio
@@ -73,6 +73,7 @@ def render(transcript: Transcript, fmt: Format) -> Response:
 async def transcriptions(
     pipeline: PipelineDep,
     settings: SettingsDep,
+    principal: PrincipalDep,
     file: UploadFile,
     model: Annotated[str, Form()] = "whisper-1",
     language: Annotated[str | None, Form(min_length=2, max_length=8)] = None,
@@ -80,6 +81,7 @@ async def transcriptions(
     response_format: Annotated[Format, Form()] = "json",
     temperature: Annotated[float | None, Form(ge=0, le=1)] = None,
 ) -> Response:
+    principal.require("audio")
     role = speech_role(model, pipeline.engines)
     data = await file.read(settings.audio_max_bytes + 1)
     if len(data) > settings.audio_max_bytes:

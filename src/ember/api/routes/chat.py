@@ -20,7 +20,7 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from ember.api.deps import PipelineDep, SettingsDep
+from ember.api.deps import PipelineDep, PrincipalDep, SettingsDep
 from ember.api.protocol import (
     ChatCompletionRequest,
     chunk_json,
@@ -40,14 +40,19 @@ DISCONNECT_POLL_S = 0.25
 
 @router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(
-    body: ChatCompletionRequest, request: Request, pipeline: PipelineDep, settings: SettingsDep
+    body: ChatCompletionRequest,
+    request: Request,
+    pipeline: PipelineDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
 ) -> Response:
+    principal.require("chat")
     if body.model_extra:
         log.info("ignoring unknown request fields: %s", ", ".join(sorted(body.model_extra)))
     pipeline.mode(body.model)  # an unknown model fails before any audio is transcribed
     heard = await transcribe_audio_parts(body, pipeline, settings)
     extra = {"input_transcripts": heard} if heard else {}
-    chat = to_chat_request(body)
+    chat = to_chat_request(body, principal.person(body.user))
     conversation_id = await pipeline.open(chat)
     deltas = pipeline.chat(chat)
     try:

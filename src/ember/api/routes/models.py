@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from ember import registry
-from ember.api.deps import SettingsDep
+from ember.api.deps import PrincipalDep, SettingsDep
 from ember.config import Settings
 from ember.errors import ModelNotFound
 from ember.modes.base import Mode
@@ -31,12 +31,12 @@ def _model_json(mode: Mode) -> dict[str, Any]:
 
 
 @router.get("/v1/models")
-async def list_models(settings: SettingsDep) -> dict[str, Any]:
+async def list_models(settings: SettingsDep, _: PrincipalDep) -> dict[str, Any]:
     return {"object": "list", "data": [_model_json(m) for m in available_modes(settings)]}
 
 
 @router.get("/v1/models/{model_id}")
-async def get_model(model_id: str, settings: SettingsDep) -> dict[str, Any]:
+async def get_model(model_id: str, settings: SettingsDep, _: PrincipalDep) -> dict[str, Any]:
     for mode in available_modes(settings):
         if mode.name == model_id:
             return _model_json(mode)

@@ -1,0 +1,116 @@
+"""API keys: created once and shown once, stored only as a sha256 hash, with owner, scopes and tier.
+
+`KeyStore` creates, lists, revokes and authenticates keys on the SQL store's database. `Principal` is
+who a request acts for; `person()` maps a request's `user` into that principal's namespace, so one
+key never reads another's people. This module does not limit rates or read HTTP headers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from ember.config import LOCAL_TIER, Settings
+from ember.errors import InvalidRequest, NotFound, PermissionDenied, Unauthenticated
+from ember.store.schema import api_keys
+
+SCOPES = ("chat", "audio", "shopping", "health", "admin")
+KEY_PREFIX = "ember-"
+SHOWN_CHARS = 12  # of the key, kept in clear to recognise it in listings
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts for. `key_id` is None for the keyless loopback default."""
+
+    owner: str
+    scopes: frozenset[str]
+    tier: str
+    key_id: str | None = None
+
+    def require(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise PermissionDenied(f"this API key lacks the {scope!r} scope")
+
+    def person(self, user: str | None) -> str:
+        """The stored identity of `user` as seen through this principal (the owner itself if none)."""
+        if self.key_id is None:
+            return user or "anonymous"
+        return f"{self.owner}/{user}" if user else self.owner
+
+
+LOCAL = Principal(owner="local", scopes=frozenset(SCOPES), tier=LOCAL_TIER)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class KeyStore:
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+
+    def create(self, owner: str, scopes: tuple[str, ...], tier: str, name: str = "") -> tuple[str, dict[str, Any]]:
+        """A new key: (the secret, shown once; its record)."""
+        unknown = sorted(set(scopes) - set(SCOPES))
+        if unknown or not scopes:
+            raise InvalidRequest(f"scopes must be some of {', '.join(SCOPES)} (got {', '.join(unknown) or 'none'})")
+        if tier not in self.settings.tiers:
+            raise InvalidRequest(f"unknown tier {tier!r}; configured: {', '.join(self.settings.tiers)}")
+        if not owner.strip() or "/" in owner:
+            raise InvalidRequest("owner must be a non-empty name without '/'")
+        secret = KEY_PREFIX + secrets.token_urlsafe(32)
+        row = {
+            "id": "key_" + uuid.uuid4().hex[:24],
+            "hash": hash_key(secret),
+            "prefix": secret[:SHOWN_CHARS],
+            "owner": owner,
+            "scopes": ",".join(s for s in SCOPES if s in scopes),
+            "tier": tier,
+            "name": name,
+            "created_at": time.time(),
+            "revoked_at": None,
+        }
+        with self.engine.begin() as conn:
+            conn.execute(api_keys.insert().values(**row))
+        return secret, _public(row)
+
+    def list(self, owner: str | None = None) -> list[dict[str, Any]]:
+        query = select(api_keys).order_by(api_keys.c.created_at)
+        if owner is not None:
+            query = query.where(api_keys.c.owner == owner)
+        with self.engine.connect() as conn:
+            return [_public(row._asdict()) for row in conn.execute(query)]
+
+    def revoke(self, key_id: str) -> None:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(api_keys)
+                .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=time.time())
+            )
+        if result.rowcount == 0:
+            raise NotFound(f"no active key {key_id!r}")
+
+    def authenticate(self, secret: str) -> Principal:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(api_keys).where(api_keys.c.hash == hash_key(secret))).first()
+        if row is None:
+            raise Unauthenticated("Incorrect API key provided.")
+        if row.revoked_at is not None:
+            raise Unauthenticated("This API key has been revoked.")
+        if row.tier not in self.settings.tiers:
+            raise PermissionDenied(f"this key's tier {row.tier!r} is no longer configured")
+        return Principal(row.owner, frozenset(row.scopes.split(",")), row.tier, row.id)
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    """A key's record without its hash."""
+    return {k: v for k, v in row.items() if k != "hash"}
