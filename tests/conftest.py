@@ -29,7 +29,7 @@ TINY = {"engine": "llama_cpp", "model": "chat-tiny", "ctx_size": 1024, "parallel
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
-        if key.startswith("EMBER_") and key != "EMBER_REQUIRE_POSTGRES":
+        if key.startswith("EMBER_") and key not in {"EMBER_REQUIRE_POSTGRES", "EMBER_REQUIRE_REDIS"}:
             monkeypatch.delenv(key)
 
 

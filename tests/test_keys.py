@@ -183,3 +183,8 @@ def test_cli_keys_lifecycle(tmp_path: Path) -> None:
     assert again.returncode != 0 and "no active key" in again.stderr and "Traceback" not in again.stderr
     bad = run_cli(["keys", "create", "acme", "--scope", "fly"], "", env)
     assert bad.returncode != 0 and "scopes must be" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_health_mode_needs_the_health_scope(keyed: TestClient) -> None:
+    resp = chat(keyed, new_key(keyed, "acme", ("chat",)), model="ember-health")
+    assert resp.status_code == 403 and "'health' scope" in resp.json()["error"]["message"]

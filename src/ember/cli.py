@@ -1,4 +1,4 @@
-"""The `ember` command: serve · chat · transcribe · models · keys · bench · eval.
+"""The `ember` command: serve · chat · transcribe · models · keys · privacy · health · bench · eval.
 
 User errors get readable messages, never tracebacks."""
 
@@ -22,6 +22,7 @@ from ember.assets.catalogue import CATALOGUE, ModelAsset
 from ember.bench.engine import engine
 from ember.config import EngineSpec, Settings
 from ember.errors import EmberError
+from ember.eval.health import health as health_eval
 from ember.eval.speech import speech
 from ember.intake.audio import AudioClip, load_audio
 from ember.types import ChatRequest, Delta, GenerationParams, Message, TranscribeOptions, Transcript
@@ -317,6 +318,30 @@ def keys_revoke(key_id: str) -> None:
     click.echo(f"revoked {key_id}")
 
 
+@main.group("privacy")
+def privacy_() -> None:
+    """Privacy chores on the server's database."""
+
+
+@privacy_.command("purge")
+@click.option("--days", type=float, default=None, help="purge what is older than this (default: retention_days)")
+def privacy_purge(days: float | None) -> None:
+    """Delete conversations not updated for the retention period (what `ember serve` also does hourly)."""
+    from ember.policy.privacy import purge_expired
+    from ember.store.sql import SqlStore
+
+    settings = _settings(retention_days=days)
+    if settings.retention_days is None:
+        raise click.ClickException("no retention period: set EMBER_RETENTION_DAYS (or retention_days) or --days")
+    store = SqlStore(settings.db_url)
+    try:
+        purged = purge_expired(store, settings)
+    finally:
+        store.close()
+    days_text = f"{settings.retention_days:g} days"
+    click.echo(f"purged {purged.conversations} conversations ({purged.messages} messages) older than {days_text}")
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks (ratios against a reference measured in the same run)."""
@@ -331,6 +356,28 @@ def eval_() -> None:
 
 
 eval_.add_command(speech)
+eval_.add_command(health_eval)
+
+
+@main.group()
+def health() -> None:
+    """The health knowledge index behind ember-health."""
+
+
+@health.command("build")
+@click.option("--force", is_flag=True, help="rebuild even if the index for these sources exists")
+def health_build(force: bool) -> None:
+    """Build the knowledge index from the packaged sources (ICD-10-CM, HPO); a few minutes, once."""
+    from ember.engines.embeddings import Embedder
+    from ember.health.knowledge import build_index, index_dir
+
+    settings = _settings()
+    embed_dir = ensure_asset(CATALOGUE["embed"], settings.cache_dir, progress=True)
+    target = index_dir(settings.cache_dir, embed_dir)
+    if (target / "vectors.npy").is_file() and not force:
+        click.echo(f"already built: {target}")
+        return
+    click.echo(f"built {build_index(target, Embedder(embed_dir), progress=True)}")
 
 
 if __name__ == "__main__":

@@ -2,13 +2,16 @@
 and speech to text for intake and the transcription endpoint.
 
 Intake (validation) happens before this, in the API or CLI; policy (keys, limits, consent) will sit
-between intake and routing. The pipeline does not know about HTTP or SSE.
+between intake and routing. The pipeline does not know about HTTP or SSE, nor about metrics: it reports
+what it did to an optional `PipelineObserver`.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncGenerator
+from typing import Protocol
 
 import anyio
 
@@ -17,16 +20,35 @@ from ember.engines.pool import EnginePool
 from ember.errors import ModelNotFound, NotFound
 from ember.intake.audio import AudioClip
 from ember.modes.base import Mode
+from ember.policy.privacy import Consent, consent_of, refuse_continuing
 from ember.store.sql import SqlStore, StoredAnswer, new_conversation_id
 from ember.types import ChatRequest, Delta, TranscribeOptions, Transcript, Usage
 
 log = logging.getLogger(__name__)
 
 
+class PipelineObserver(Protocol):
+    """Told what the pipeline did (for metrics). Calls are quick and never raise."""
+
+    def chat_done(self, mode: str, usage: Usage | None, first_token_s: float | None, total_s: float) -> None:
+        """A generation ended (finished, failed or cancelled); `first_token_s` is None if no token came."""
+
+    def transcribed(self, role: str, audio_s: float) -> None:
+        """A clip of `audio_s` seconds was transcribed on `role`."""
+
+
+def keeps(mode: Mode, consent: Consent) -> bool:
+    """Whether this person's exchange with this mode may be stored: history on, and the mode's own
+    consent flag (e.g. `health_storage` for ember-health) on if it declares one."""
+    flag: str | None = getattr(mode, "consent", None)
+    return consent.history and (flag is None or bool(getattr(consent, flag)))
+
+
 class Pipeline:
-    def __init__(self, engines: EnginePool, store: SqlStore) -> None:
+    def __init__(self, engines: EnginePool, store: SqlStore, observer: PipelineObserver | None = None) -> None:
         self.engines = engines
         self.store = store
+        self.observer = observer
 
     @staticmethod
     def mode(name: str) -> Mode:
@@ -39,8 +61,13 @@ class Pipeline:
         return mode
 
     async def open(self, request: ChatRequest) -> str:
-        """Check the request can be served and fix its conversation id (before any generation)."""
-        self.mode(request.model)
+        """Check the request can be served and fix its conversation id (before any generation).
+        With the person's `history` consent off, nothing will be stored: the id stays None and "" is
+        returned, and a request that names a conversation to continue is refused (HistoryOff, 400)."""
+        mode = self.mode(request.model)
+        if not keeps(mode, await anyio.to_thread.run_sync(consent_of, self.store, request.user)):
+            refuse_continuing(request.conversation_id)
+            return ""
         if request.conversation_id is None:
             request.conversation_id = new_conversation_id()
             return request.conversation_id
@@ -52,7 +79,10 @@ class Pipeline:
     async def transcribe(self, clip: AudioClip, options: TranscribeOptions, role: str = "asr") -> Transcript:
         """Speech to text on the speech engine serving `role`."""
         engine = await self.engines.get_speech(role)
-        return await engine.transcribe(clip, options)
+        transcript = await engine.transcribe(clip, options)
+        if self.observer is not None:
+            self.observer.transcribed(role, transcript.duration)
+        return transcript
 
     async def chat(self, request: ChatRequest) -> AsyncGenerator[Delta, None]:
         """Stream the answer. The exchange is stored when the stream ends, even if the client left."""
@@ -63,27 +93,39 @@ class Pipeline:
         reasoning: list[str] = []
         finish: str | None = None
         usage: Usage | None = None
+        first_token_s: float | None = None
+        started = time.perf_counter()
         try:
             async for delta in mode.run(request, self.engines):
+                if first_token_s is None and (delta.content or delta.reasoning):
+                    first_token_s = time.perf_counter() - started
                 content.append(delta.content)
                 reasoning.append(delta.reasoning)
                 finish = delta.finish_reason or finish
                 usage = delta.usage or usage
                 yield delta
         finally:
-            if any(content) or finish:
+            if self.observer is not None:
+                self.observer.chat_done(request.model, usage, first_token_s, time.perf_counter() - started)
+            if (any(content) or finish) and request.conversation_id is not None:
                 answer = StoredAnswer("".join(content), "".join(reasoning), finish or "cancelled", usage)
                 with anyio.CancelScope(shield=True):
                     await self._save(request, answer)
 
     async def _save(self, request: ChatRequest, answer: StoredAnswer) -> None:
+        """Store the exchange, unless the person turned history off while it was generated."""
+
+        mode = self.mode(request.model)
+
+        def save(conversation_id: str) -> None:
+            if keeps(mode, consent_of(self.store, request.user)):
+                self.store.save_exchange(
+                    conversation_id=conversation_id,
+                    user=request.user,
+                    mode=request.model,
+                    prompt=request.messages,
+                    answer=answer,
+                )
+
         assert request.conversation_id is not None
-        await anyio.to_thread.run_sync(
-            lambda: self.store.save_exchange(
-                conversation_id=request.conversation_id or "",
-                user=request.user,
-                mode=request.model,
-                prompt=request.messages,
-                answer=answer,
-            )
-        )
+        await anyio.to_thread.run_sync(save, request.conversation_id)

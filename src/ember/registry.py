@@ -26,6 +26,7 @@ DEFAULT_PLUGINS = (
     "ember.engines.fake",
     "ember.engines.whisper",
     "ember.modes.instant",
+    "ember.modes.health",
 )
 
 

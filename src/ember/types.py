@@ -44,14 +44,30 @@ class GenerationParams:
     seed: int | None = None
 
 
+@dataclass(frozen=True)
+class Citation:
+    """A numbered source an answer used: `id` names the entry in its source (e.g. ICD-10-CM:I21.9)."""
+
+    index: int
+    id: str
+    title: str
+    url: str
+    source: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"index": self.index, "id": self.id, "title": self.title, "url": self.url, "source": self.source}
+
+
 @dataclass
 class Delta:
-    """A piece of a streamed answer. The last delta of a stream carries `finish_reason` and `usage`."""
+    """A piece of a streamed answer. The last delta of a stream carries `finish_reason` and `usage`, and
+    the citations of the whole answer, if any."""
 
     content: str = ""
     reasoning: str = ""
     finish_reason: str | None = None
     usage: Usage | None = None
+    citations: tuple[Citation, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,14 @@ import ember
 from ember import registry
 from ember.api import errors
 from ember.api.body_limit import BodyLimit
-from ember.api.routes import audio, chat, conversations, health, models
+from ember.api.metrics import Metrics
+from ember.api.routes import audio, chat, conversations, health, me, models
 from ember.config import Settings
 from ember.engines.pool import EnginePool
 from ember.pipeline import Pipeline
+from ember.policy import privacy
 from ember.policy.keys import KeyStore
+from ember.policy.limits import Limiter
 from ember.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
@@ -25,30 +28,39 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> FastAPI:
     registry.load_plugins()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = await anyio.to_thread.run_sync(SqlStore, settings.db_url)
         pool = EnginePool(settings)
         app.state.settings = settings
-        app.state.pipeline = Pipeline(pool, store)
+        app.state.pipeline = Pipeline(pool, store, metrics)
         app.state.keys = KeyStore(store.engine, settings)
+        limiter: Limiter | None = None
         try:
+            app.state.limiter = limiter = await Limiter.open(settings)
             if settings.load_on_start:
                 roles = [role for mode in models.available_modes(settings) for role in mode.roles]
                 await pool.start([*roles, *pool.speech_roles()])
                 log.info("engines ready: %s", ", ".join(pool.loaded()))
-            yield
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(privacy.keep_purging, store, settings)  # at start, then hourly; idle without retention
+                yield
+                tg.cancel_scope.cancel()
         finally:
             await pool.close()
+            if limiter is not None:
+                await limiter.close()
             store.close()
 
     # strict_content_type=False: a JSON body is read as JSON even when a client omits the header
     app = FastAPI(title="Ember", version=ember.__version__, lifespan=lifespan, strict_content_type=False)
     errors.install(app)
-    for module in (chat, audio, models, conversations, health):
+    for module in (chat, audio, models, conversations, me, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit_for=body_limit(settings))
+    metrics.install(app)  # last: its middleware is the outermost, so it also counts BodyLimit's 413s
     return app
 
 

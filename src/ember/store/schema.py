@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, ForeignKey, Integer, MetaData, String, Table, Text
+from sqlalchemy import Boolean, Column, Float, ForeignKey, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -44,4 +44,14 @@ api_keys = Table(
     Column("name", String(256), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float),
+)
+
+consent = Table(
+    "consent",
+    metadata,
+    Column("person", String(256), primary_key=True),
+    Column("history", Boolean, nullable=False),
+    Column("personalisation", Boolean, nullable=False),
+    Column("health_storage", Boolean, nullable=False),
+    Column("updated_at", Float, nullable=False),
 )

@@ -1,26 +1,31 @@
 """SQLAlchemy Core store: one code path for SQLite (WAL, the default) and Postgres.
 
-Methods are synchronous; async callers run them in a worker thread. The store stores and reads back;
-it does not decide what to keep (that is the pipeline's and, later, the privacy policy's job).
+Methods are synchronous; async callers run them in a worker thread. The store stores, reads back and
+deletes; it does not decide what to keep (that is the pipeline's and `ember.policy.privacy`'s job).
+Message content never reaches SQLAlchemy's logs: statement parameters are hidden (`hide_parameters`,
+also in error messages) and the rows it logs at DEBUG are dropped by a filter on our engines' logger.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, create_engine, delete, event, func, or_, select, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from ember.errors import NotFound
 from ember.store.migrations import migrate
-from ember.store.schema import conversations, messages
+from ember.store.schema import api_keys, consent, conversations, messages
 from ember.types import Message, Usage
 
 TITLE_CHARS = 80
+LOGGING_NAME = "ember"  # our engines log as sqlalchemy.engine.Engine.ember
 
 
 @dataclass(frozen=True)
@@ -44,17 +49,29 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+class _NoRows(logging.Filter):
+    """Drops SQLAlchemy's DEBUG records (fetched rows and their columns): rows carry message content."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+_NO_ROWS = _NoRows()
+
+
 def open_engine(url: str) -> Engine:
+    logging.getLogger(f"sqlalchemy.engine.Engine.{LOGGING_NAME}").addFilter(_NO_ROWS)  # once: same filter
+    quiet: dict[str, Any] = {"hide_parameters": True, "logging_name": LOGGING_NAME}
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **quiet)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **quiet)
 
 
 class SqlStore:
@@ -143,12 +160,91 @@ class SqlStore:
             ).first()
             if row is None:
                 raise NotFound(f"conversation {conversation_id!r} not found", param="conversation_id")
-            turns = conn.execute(
-                select(messages).where(messages.c.conversation_id == conversation_id).order_by(messages.c.seq)
-            )
-            result = _conversation_json(row._mapping)
-            result["messages"] = [_message_json(m._mapping) for m in turns]
-            return result
+            return _with_messages(conn, row._mapping)
+
+    # --- privacy: consent, export, erasure, retention ---------------------------------------------------------
+
+    def get_consent(self, person: str) -> dict[str, bool] | None:
+        """The person's stored consent flags, or None if they never set any."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(consent).where(consent.c.person == person)).first()
+        return None if row is None else _flags(row._mapping)
+
+    def set_consent(self, person: str, changes: dict[str, bool], defaults: dict[str, bool]) -> None:
+        """Set `changes`; a person without a row first gets `defaults`. Concurrent writes of other flags survive."""
+        values = {**changes, "updated_at": time.time()}
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(update(consent).where(consent.c.person == person).values(**values)).rowcount:
+                    return
+                conn.execute(consent.insert().values(person=person, **{**defaults, **values}))
+        except IntegrityError:  # a concurrent first write inserted the row: change it
+            with self.engine.begin() as conn:
+                conn.execute(update(consent).where(consent.c.person == person).values(**values))
+
+    def export_person(self, person: str, *, namespace: bool, keys: bool) -> dict[str, Any]:
+        """Everything stored about `person` (and, with `namespace`, the `person/...` people): consent flags,
+        conversations with their messages, and with `keys` the API keys `person` owns (without hashes)."""
+        with self.engine.connect() as conn:
+            flags = conn.execute(select(consent).where(_whose(consent.c.person, person, namespace)))
+            convs = conn.execute(
+                select(conversations)
+                .where(_whose(conversations.c.user_id, person, namespace))
+                .order_by(conversations.c.created_at, conversations.c.id)
+            ).all()
+            out: dict[str, Any] = {
+                "consent": {row.person: _flags(row._mapping) for row in flags},
+                "conversations": [_with_messages(conn, row._mapping) for row in convs],
+            }
+            if keys:
+                public = [c for c in api_keys.c if c.name != "hash"]
+                query = select(*public).where(api_keys.c.owner == person).order_by(api_keys.c.created_at)
+                out["api_keys"] = [dict(row._mapping) for row in conn.execute(query)]
+        return out
+
+    def delete_person(self, person: str, *, namespace: bool, keys: bool) -> dict[str, int]:
+        """Hard-delete `person` (and, with `namespace`, the `person/...` people; with `keys`, the API keys
+        `person` owns) from every table, in one transaction. Returns the rows deleted per table."""
+        owned = select(conversations.c.id).where(_whose(conversations.c.user_id, person, namespace))
+        with self.engine.begin() as conn:
+            counts = {
+                "messages": conn.execute(delete(messages).where(messages.c.conversation_id.in_(owned))).rowcount,
+                "conversations": conn.execute(
+                    delete(conversations).where(_whose(conversations.c.user_id, person, namespace))
+                ).rowcount,
+                "consent": conn.execute(delete(consent).where(_whose(consent.c.person, person, namespace))).rowcount,
+                "api_keys": conn.execute(delete(api_keys).where(api_keys.c.owner == person)).rowcount if keys else 0,
+            }
+        return counts
+
+    def purge_before(self, cutoff: float) -> tuple[int, int]:
+        """Delete conversations last updated before `cutoff` (epoch seconds) with their messages;
+        return how many of each."""
+        old = select(conversations.c.id).where(conversations.c.updated_at < cutoff)
+        with self.engine.begin() as conn:
+            gone_messages = conn.execute(delete(messages).where(messages.c.conversation_id.in_(old))).rowcount
+            gone = conn.execute(delete(conversations).where(conversations.c.updated_at < cutoff)).rowcount
+        return gone, gone_messages
+
+
+def _whose(column: ColumnElement[str], person: str, namespace: bool) -> ColumnElement[bool]:
+    """`column` names `person`, or with `namespace` also one of the `person/...` people (wildcards escaped)."""
+    if not namespace:
+        return column == person
+    return or_(column == person, column.startswith(person + "/", autoescape=True))
+
+
+def _flags(row: Any) -> dict[str, bool]:
+    return {
+        "history": row["history"],
+        "personalisation": row["personalisation"],
+        "health_storage": row["health_storage"],
+    }
+
+
+def _with_messages(conn: Connection, row: Any) -> dict[str, Any]:
+    turns = conn.execute(select(messages).where(messages.c.conversation_id == row["id"]).order_by(messages.c.seq))
+    return {**_conversation_json(row), "messages": [_message_json(m._mapping) for m in turns]}
 
 
 def _conversation_json(row: Any) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """`POST /v1/audio/transcriptions`, compatible with OpenAI's: multipart `file`, `model`, `language`,
-`prompt`, `response_format` (json, text, verbose_json, srt, vtt) and `temperature`."""
+`prompt`, `response_format` (json, text, verbose_json, srt, vtt) and `temperature`.
+
+A transcription counts against the key's requests per minute (its audio seconds are not tokens)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import anyio
 from fastapi import APIRouter, Form, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from ember.api.deps import PipelineDep, PrincipalDep, SettingsDep
+from ember.api.deps import LimiterDep, PipelineDep, PrincipalDep, SettingsDep
 from ember.engines.pool import EnginePool
 from ember.errors import ModelNotFound, PayloadTooLarge
 from ember.intake.audio import decode_audio
@@ -74,6 +76,7 @@ async def transcriptions(
     pipeline: PipelineDep,
     settings: SettingsDep,
     principal: PrincipalDep,
+    limiter: LimiterDep,
     file: UploadFile,
     model: Annotated[str, Form()] = "whisper-1",
     language: Annotated[str | None, Form(min_length=2, max_length=8)] = None,
@@ -83,10 +86,13 @@ async def transcriptions(
 ) -> Response:
     principal.require("audio")
     role = speech_role(model, pipeline.engines)
+    quota = await limiter.check(principal)
     data = await file.read(settings.audio_max_bytes + 1)
     if len(data) > settings.audio_max_bytes:
         raise PayloadTooLarge(f"the audio file is larger than {settings.audio_max_bytes / 2**20:.0f} MB", param="file")
     name = file.filename or "audio"
     clip = await anyio.to_thread.run_sync(decode_audio, data, name, settings.audio_max_seconds)
     transcript = await pipeline.transcribe(clip, TranscribeOptions(language, prompt, temperature), role)
-    return render(transcript, response_format)
+    response = render(transcript, response_format)
+    response.headers.update(quota.headers())
+    return response

@@ -1,11 +1,17 @@
 """`POST /v1/chat/completions`, streamed (SSE) or not.
 
 Spoken parts (`input_audio`) are transcribed first; what was heard is returned in the Ember extension
-field `input_transcripts` (top level of the completion, or of the first chunk when streaming).
+field `input_transcripts` (top level of the completion, or of the first chunk when streaming). Modes that
+cite sources return them in the extension field `citations` (top level, or on the chunk that carries them).
 
 The first delta is awaited before any response is sent, so request errors found by the engine (a
 prompt beyond the context) are proper 4xx envelopes, not broken streams. When the client goes away,
 the pipeline's iterator is closed, which stops the generation and frees the engine.
+
+Rate limits (`ember.policy.limits`) are checked after the scope and before any audio is heard; the
+request holds a concurrent-streams slot until its answer is over, and the answer's weighted tokens are
+debited then, whether it finished, failed or the client left. Both happen in one exit stack that a
+streamed response closes once it is done, however it ended.
 """
 
 from __future__ import annotations
@@ -13,16 +19,19 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-from ember.api.deps import PipelineDep, PrincipalDep, SettingsDep
+from ember.api.deps import LimiterDep, PipelineDep, PrincipalDep, SettingsDep
 from ember.api.protocol import (
     ChatCompletionRequest,
+    TextPart,
     chunk_json,
     completion_id,
     completion_json,
@@ -31,11 +40,29 @@ from ember.api.protocol import (
 )
 from ember.errors import EmberError
 from ember.intake.chat import transcribe_audio_parts
-from ember.types import Delta, Usage
+from ember.policy.keys import Principal
+from ember.policy.limits import Limiter, Meter, cost_weight, estimate_tokens
+from ember.types import Citation, Delta, Usage
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 DISCONNECT_POLL_S = 0.25
+
+
+class _ClosingStream(StreamingResponse):
+    """A streamed response that closes `cleanup` once it is over, however it ended: when the client
+    leaves before the body starts, Starlette never iterates it, so a generator's `finally` is not enough."""
+
+    def __init__(self, content: AsyncGenerator[bytes, None], cleanup: AsyncExitStack, headers: dict[str, str]) -> None:
+        super().__init__(content, media_type="text/event-stream", headers=headers)
+        self.cleanup = cleanup
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.cleanup.aclose()
 
 
 @router.post("/v1/chat/completions", response_model=None)
@@ -45,49 +72,76 @@ async def chat_completions(
     pipeline: PipelineDep,
     settings: SettingsDep,
     principal: PrincipalDep,
+    limiter: LimiterDep,
 ) -> Response:
-    principal.require("chat")
     if body.model_extra:
         log.info("ignoring unknown request fields: %s", ", ".join(sorted(body.model_extra)))
-    pipeline.mode(body.model)  # an unknown model fails before any audio is transcribed
-    heard = await transcribe_audio_parts(body, pipeline, settings)
-    extra = {"input_transcripts": heard} if heard else {}
-    chat = to_chat_request(body, principal.person(body.user))
-    conversation_id = await pipeline.open(chat)
-    deltas = pipeline.chat(chat)
-    try:
+    mode = pipeline.mode(body.model)  # an unknown model fails before any limit is spent or audio heard
+    principal.require(getattr(mode, "scope", "chat"))  # a mode may need its own scope (ember-health: health)
+    meter = Meter(estimate_tokens(_prompt_chars(body)), cost_weight(mode))
+    quota = await limiter.check(principal, meter.estimated)
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(limiter.stream(principal))
+        stack.push_async_callback(_debit, limiter, principal, meter)
+        heard = await transcribe_audio_parts(body, pipeline, settings)
+        extra = {"input_transcripts": heard} if heard else {}
+        chat = to_chat_request(body, principal.person(body.user))
+        conversation_id = await pipeline.open(chat)
+        deltas = meter.watch(pipeline.chat(chat))
+        stack.push_async_callback(deltas.aclose)
         first = await anext(deltas, None)
-    except BaseException:
-        await deltas.aclose()
-        raise
-    headers = {"x-ember-conversation-id": conversation_id}
-    cid = completion_id()
-    if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        events = _sse(cid, body.model, first, deltas, include_usage, extra)
-        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
-    result = await _collect_unless_gone(request, first, deltas)
+        stored = {"x-ember-conversation-id": conversation_id} if conversation_id else {}  # none: not kept
+        headers = {**stored, **quota.headers()}
+        cid = completion_id()
+        if body.stream:
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            events = _sse(cid, body.model, first, deltas, include_usage, extra)
+            stack.push_async_callback(events.aclose)
+            return _ClosingStream(events, stack.pop_all(), headers)
+        result = await _collect_unless_gone(request, first, deltas)
     if result is None:
         return Response(status_code=499)
-    content, reasoning, finish, usage = result
+    content, reasoning, finish, usage, citations = result
+    if citations:
+        extra["citations"] = [c.as_dict() for c in citations]
     return JSONResponse(completion_json(cid, body.model, content, reasoning, finish, usage, extra), headers=headers)
 
 
-async def _collect(first: Delta | None, deltas: AsyncGenerator[Delta, None]) -> tuple[str, str, str | None, Usage]:
+def _prompt_chars(body: ChatCompletionRequest) -> int:
+    """The length of the prompt's text (audio is not heard yet)."""
+    return sum(
+        len(m.content)
+        if isinstance(m.content, str)
+        else sum(len(p.text) for p in m.content or [] if isinstance(p, TextPart))
+        for m in body.messages
+    )
+
+
+async def _debit(limiter: Limiter, principal: Principal, meter: Meter) -> None:
+    with anyio.CancelScope(shield=True):
+        await limiter.debit(principal, meter.tokens)
+
+
+Answer = tuple[str, str, str | None, Usage, tuple[Citation, ...]]
+
+
+async def _collect(first: Delta | None, deltas: AsyncGenerator[Delta, None]) -> Answer:
     content, reasoning, finish, usage = [], [], None, Usage()
+    citations: tuple[Citation, ...] = ()
     delta = first
     while delta is not None:
         content.append(delta.content)
         reasoning.append(delta.reasoning)
         finish = delta.finish_reason or finish
         usage = delta.usage or usage
+        citations = delta.citations or citations
         delta = await anext(deltas, None)
-    return "".join(content), "".join(reasoning), finish, usage
+    return "".join(content), "".join(reasoning), finish, usage, citations
 
 
 async def _collect_unless_gone(
     request: Request, first: Delta | None, deltas: AsyncGenerator[Delta, None]
-) -> tuple[str, str, str | None, Usage] | None:
+) -> Answer | None:
     """Collect the whole answer, but stop generating if the client disconnects meanwhile."""
     result = None
     try:
@@ -120,7 +174,7 @@ async def _sse(
     deltas: AsyncGenerator[Delta, None],
     include_usage: bool,
     extra: dict[str, Any],
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     created = int(time.time())
     usage = Usage()
     try:

@@ -1,0 +1,52 @@
+"""`/v1/me`: the person a request acts for and their consent flags (`GET /v1/me`, `PATCH /v1/me/consent`),
+an export of everything held about them (`GET /v1/me/export`) and erasure (`DELETE /v1/me`).
+
+The person is the principal's view of the optional `user` query parameter, as for conversations; a key's
+owner calling without `user` also answers for its people and its API keys (see `ember.policy.privacy`).
+Routes only translate: the policy lives in `privacy`, the rows in the store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from fastapi import APIRouter
+
+from ember.api.deps import PipelineDep, PrincipalDep
+from ember.api.routes.conversations import UserQuery
+from ember.policy import privacy
+
+router = APIRouter()
+
+
+def _person_json(person: str, consent: privacy.Consent) -> dict[str, Any]:
+    return {"object": "person", "id": person, "consent": consent.as_dict()}
+
+
+@router.get("/v1/me")
+async def get_me(pipeline: PipelineDep, principal: PrincipalDep, user: UserQuery = None) -> dict[str, Any]:
+    person = principal.person(user)
+    consent = await anyio.to_thread.run_sync(privacy.consent_of, pipeline.store, person)
+    return _person_json(person, consent)
+
+
+@router.patch("/v1/me/consent")
+async def update_consent(
+    body: privacy.ConsentUpdate, pipeline: PipelineDep, principal: PrincipalDep, user: UserQuery = None
+) -> dict[str, Any]:
+    person = principal.person(user)
+    consent = await anyio.to_thread.run_sync(privacy.set_consent, pipeline.store, person, body)
+    return _person_json(person, consent)
+
+
+@router.get("/v1/me/export")
+async def export_me(pipeline: PipelineDep, principal: PrincipalDep, user: UserQuery = None) -> dict[str, Any]:
+    who = privacy.Subject.of(principal, user)
+    return await anyio.to_thread.run_sync(privacy.export, pipeline.store, who)
+
+
+@router.delete("/v1/me")
+async def delete_me(pipeline: PipelineDep, principal: PrincipalDep, user: UserQuery = None) -> dict[str, Any]:
+    who = privacy.Subject.of(principal, user)
+    return await anyio.to_thread.run_sync(privacy.forget, pipeline.store, who)

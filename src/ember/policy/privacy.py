@@ -1,0 +1,159 @@
+"""Privacy policy: per-person consent flags, export and erasure of everything held about a person, and
+retention (purging history not updated for `settings.retention_days`).
+
+A request reaches one person, `Principal.person(user)`. A key's owner acting for itself (no `user`) is
+also answerable for the people in its namespace (`owner/...`) and for its API keys: its export shows them
+and its erasure deletes them, keys included (hard-deleted, so the key in use stops working at once).
+Erasure is one transaction over every table that names a person; nothing about a person is cached
+outside the database (the engines' prompt caches are not keyed by person and are not touched here).
+
+This module decides; `SqlStore` reads and deletes the rows. It knows nothing about HTTP, and it never
+logs who was erased or what they said.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import anyio
+from pydantic import BaseModel, ConfigDict, field_validator
+from sqlalchemy.exc import SQLAlchemyError
+
+from ember.config import Settings
+from ember.errors import InvalidRequest
+from ember.policy.keys import Principal
+from ember.store.sql import SqlStore
+
+log = logging.getLogger(__name__)
+
+FLAGS = ("history", "personalisation", "health_storage")
+DAY_S = 86_400
+PURGE_EVERY_S = 3_600.0  # how often the server re-runs the retention purge
+
+
+@dataclass(frozen=True)
+class Consent:
+    """What a person allows; these defaults hold until they change a flag."""
+
+    history: bool = True  # store their conversations
+    personalisation: bool = False  # let shopping mode use what it knows about them
+    health_storage: bool = False  # let health mode keep what they tell it
+
+    def as_dict(self) -> dict[str, bool]:
+        return asdict(self)
+
+
+DEFAULT_CONSENT = Consent()
+
+
+class ConsentUpdate(BaseModel):
+    """The body of `PATCH /v1/me/consent`: some of the flags, each a JSON boolean (no null, 0/1 or "true")."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    history: bool | None = None
+    personalisation: bool | None = None
+    health_storage: bool | None = None
+
+    @field_validator(*FLAGS, mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must be true or false")
+        return value
+
+    def changes(self) -> dict[str, bool]:
+        return {name: bool(getattr(self, name)) for name in FLAGS if name in self.model_fields_set}
+
+
+class HistoryOff(InvalidRequest):
+    code = "history_off"
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Whose data a request reaches: `person`, and if `owner` (a key's owner acting for itself) also the
+    `person/...` people and the API keys `person` owns."""
+
+    person: str
+    owner: bool = False
+
+    @classmethod
+    def of(cls, principal: Principal, user: str | None) -> Subject:
+        return cls(principal.person(user), owner=principal.key_id is not None and user is None)
+
+
+def consent_of(store: SqlStore, person: str) -> Consent:
+    flags = store.get_consent(person)
+    return DEFAULT_CONSENT if flags is None else Consent(**flags)
+
+
+def set_consent(store: SqlStore, person: str, update: ConsentUpdate) -> Consent:
+    changes = update.changes()
+    if not changes:
+        raise InvalidRequest(f"give at least one of {', '.join(FLAGS)}")
+    store.set_consent(person, changes, DEFAULT_CONSENT.as_dict())
+    return consent_of(store, person)
+
+
+def refuse_continuing(conversation_id: str | None) -> None:
+    """With history off nothing is stored, so there is no conversation to continue."""
+    if conversation_id is not None:
+        raise HistoryOff(
+            "this person has turned history off (PATCH /v1/me/consent), so no conversation is stored or "
+            "continued: omit conversation_id and send the earlier turns in messages",
+            param="conversation_id",
+        )
+
+
+def export(store: SqlStore, who: Subject, now: float | None = None) -> dict[str, Any]:
+    """Everything held about `who`: stored consent flags by person (empty: defaults apply), conversations
+    with their messages, and for an owner its API keys without hashes."""
+    held = store.export_person(who.person, namespace=who.owner, keys=who.owner)
+    return {
+        "object": "person.export",
+        "id": who.person,
+        "exported_at": int(time.time() if now is None else now),
+        **held,
+    }
+
+
+def forget(store: SqlStore, who: Subject) -> dict[str, Any]:
+    """Hard-delete `who` from every table; the counts say what went."""
+    removed = store.delete_person(who.person, namespace=who.owner, keys=who.owner)
+    log.info("erased a person on request: %s", ", ".join(f"{n} {table}" for table, n in removed.items()))
+    return {"object": "person.deleted", "id": who.person, "deleted": True, "removed": removed}
+
+
+@dataclass(frozen=True)
+class Purged:
+    conversations: int = 0
+    messages: int = 0
+    cutoff: float | None = None  # epoch seconds; None when no retention period is set
+
+
+def purge_expired(store: SqlStore, settings: Settings, now: float | None = None) -> Purged:
+    """Delete conversations (with their messages) last updated more than `retention_days` before `now`."""
+    if settings.retention_days is None:
+        return Purged()
+    cutoff = (time.time() if now is None else now) - settings.retention_days * DAY_S
+    conversations, messages = store.purge_before(cutoff)
+    if conversations:
+        log.info("retention: purged %d conversations (%d messages)", conversations, messages)
+    return Purged(conversations, messages, cutoff)
+
+
+async def keep_purging(store: SqlStore, settings: Settings, every_s: float = PURGE_EVERY_S) -> None:
+    """Purge now, then every `every_s` seconds until cancelled (for the app's lifespan). Returns at once
+    when no retention period is set; a failed purge is logged and retried next time."""
+    if settings.retention_days is None:
+        return
+    while True:
+        try:
+            await anyio.to_thread.run_sync(purge_expired, store, settings)
+        except SQLAlchemyError as exc:
+            log.warning("retention purge failed (%s); retrying in %.0fs", type(exc).__name__, every_s)
+        await anyio.sleep(every_s)

@@ -1,0 +1,496 @@
+"""Privacy: consent flags, export, erasure and retention in the store (SQLite and PostgreSQL) and through
+the API on the fake engine; `history: false` stores nothing; `ember privacy purge`; and logs that never
+hold message content, keys or audio."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+import sqlalchemy as sa
+import uvicorn
+from fastapi.testclient import TestClient
+
+from ember.api.app import create_app
+from ember.config import Settings
+from ember.errors import InvalidRequest
+from ember.policy import privacy
+from ember.policy.keys import KeyStore
+from ember.store.schema import conversations, messages
+from ember.store.sql import SqlStore, new_conversation_id
+from ember.types import Message
+
+from .audio import tone
+from .conftest import free_port, make_settings, run_cli, sse_events, wait_healthy
+from .test_store import _postgres_url, ask, message_count
+
+DEFAULTS = {"history": True, "personalisation": False, "health_storage": False}
+FAKE = {"chat_fast": {"engine": "fake", "model": "fake", "ctx_size": 256}}
+DAY = 86_400.0
+EMPTY: dict[str, Any] = {"consent": {}, "conversations": [], "api_keys": []}  # an owner's export once it is erased
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    """A fresh store on each backend (the Postgres database is dropped afterwards)."""
+    urls = iter([f"sqlite:///{tmp_path / 'db' / 'ember.db'}"]) if request.param == "sqlite" else _postgres_url()
+    s = SqlStore(next(urls))
+    try:
+        yield s
+    finally:
+        s.close()
+        for _ in urls:  # resumes the Postgres generator, which drops its database
+            pass
+
+
+def talk(store: SqlStore, user: str, *texts: str) -> str:
+    """A stored conversation of `user`: one exchange per text."""
+    cid = new_conversation_id()
+    history: list[Message] = []
+    for text in texts:
+        history.append(Message("user", text))
+        ask(store, cid, history, f"re: {text}", user=user)
+        history.append(Message("assistant", f"re: {text}"))
+    return cid
+
+
+def references(engine: sa.Engine, person: str, *, namespace: bool) -> list[str]:
+    """`table.column = value` for every string cell, in every table, that names `person` (or `person/...`)."""
+    built = sa.MetaData()
+    built.reflect(engine)
+    found = []
+    with engine.connect() as conn:
+        for table in built.tables.values():
+            for column in table.columns:
+                if not isinstance(column.type, sa.String):
+                    continue
+                match = column == person
+                if namespace:
+                    match = sa.or_(match, column.startswith(person + "/", autoescape=True))
+                found += [f"{table.name}.{column.name} = {v}" for v in conn.scalars(sa.select(column).where(match))]
+    return found
+
+
+def update(**flags: Any) -> privacy.ConsentUpdate:
+    return privacy.ConsentUpdate.model_validate(flags)
+
+
+# --- store level, both backends ------------------------------------------------------------------------------
+
+
+def test_consent_defaults_then_changes_one_flag_at_a_time(store: SqlStore) -> None:
+    assert store.get_consent("alice") is None
+    assert privacy.consent_of(store, "alice").as_dict() == DEFAULTS
+
+    assert privacy.set_consent(store, "alice", update(history=False)).as_dict() == {**DEFAULTS, "history": False}
+    changed = privacy.set_consent(store, "alice", update(personalisation=True, health_storage=True))
+    assert changed == privacy.Consent(history=False, personalisation=True, health_storage=True)
+    assert store.get_consent("alice") == changed.as_dict()
+    assert privacy.consent_of(store, "bob") == privacy.DEFAULT_CONSENT
+    with pytest.raises(InvalidRequest, match="at least one"):
+        privacy.set_consent(store, "carol", update())
+    assert store.get_consent("carol") is None
+
+
+def test_concurrent_first_writes_of_different_flags_all_survive(store: SqlStore) -> None:
+    changes = [{"history": False}, {"personalisation": True}, {"health_storage": True}]
+    for n in range(5):
+        person = f"p{n}"
+        barrier = threading.Barrier(len(changes))
+
+        def write(change: dict[str, bool], person: str = person, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            store.set_consent(person, change, DEFAULTS)
+
+        threads = [threading.Thread(target=write, args=(c,)) for c in changes]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert store.get_consent(person) == {"history": False, "personalisation": True, "health_storage": True}
+
+
+def test_export_holds_everything_about_the_person_and_nothing_else(store: SqlStore) -> None:
+    first = talk(store, "alice", "my first secret", "and a second")
+    second = talk(store, "alice", "another topic")
+    talk(store, "bob", "bob's words")
+    talk(store, "alice/x", "a namespaced person is someone else")
+    store.set_consent("alice", {"health_storage": True}, DEFAULTS)
+
+    got = privacy.export(store, privacy.Subject("alice"), now=1_700_000_000)
+
+    assert set(got) == {"object", "id", "exported_at", "consent", "conversations"}  # no keys for a person
+    assert (got["object"], got["id"], got["exported_at"]) == ("person.export", "alice", 1_700_000_000)
+    assert got["consent"] == {"alice": {**DEFAULTS, "health_storage": True}}
+    assert [c["id"] for c in got["conversations"]] == [first, second]
+    assert {c["user"] for c in got["conversations"]} == {"alice"}
+    assert [(m["role"], m["content"]) for m in got["conversations"][0]["messages"]] == [
+        ("user", "my first secret"),
+        ("assistant", "re: my first secret"),
+        ("user", "and a second"),
+        ("assistant", "re: and a second"),
+    ]
+    assert got["conversations"][1] == store.get_conversation(second, "alice")
+
+
+def test_delete_person_removes_their_rows_only(store: SqlStore) -> None:
+    talk(store, "alice", "one", "two")
+    talk(store, "alice", "three")
+    kept = talk(store, "bob", "bob stays")
+    talk(store, "alice/x", "so does a namespaced person")
+    store.set_consent("alice", {"history": False}, DEFAULTS)
+    store.set_consent("bob", {"personalisation": True}, DEFAULTS)
+
+    removed = privacy.forget(store, privacy.Subject("alice"))
+
+    assert removed == {
+        "object": "person.deleted",
+        "id": "alice",
+        "deleted": True,
+        "removed": {"messages": 6, "conversations": 2, "consent": 1, "api_keys": 0},
+    }
+    assert references(store.engine, "alice", namespace=False) == []
+    held = privacy.export(store, privacy.Subject("alice"))
+    assert (held["consent"], held["conversations"]) == ({}, [])
+    assert store.get_conversation(kept, "bob")["messages"][0]["content"] == "bob stays"
+    assert store.get_consent("bob") == {**DEFAULTS, "personalisation": True}
+    assert len(store.list_conversations("alice/x")) == 1
+    assert set(privacy.forget(store, privacy.Subject("alice"))["removed"].values()) == {0}
+
+
+def test_an_owner_is_erased_with_its_people_and_keys(store: SqlStore, tmp_path: Path) -> None:
+    keys = KeyStore(store.engine, Settings(data_dir=tmp_path))
+    for key_owner in ("a_c", "a_c", "abc", "a_cd"):
+        keys.create(key_owner, ("chat",), "free")
+    for person in ("a_c", "a_c/bob", "a_c/carol", "abc", "abc/dan", "a_cd", "a_cd/eve"):
+        talk(store, person, f"words of {person}")
+        store.set_consent(person, {"personalisation": True}, DEFAULTS)
+    owner = privacy.Subject("a_c", owner=True)
+
+    held = privacy.export(store, owner)
+    assert sorted(held["consent"]) == ["a_c", "a_c/bob", "a_c/carol"]  # '_' is not a wildcard
+    assert sorted(c["user"] for c in held["conversations"]) == ["a_c", "a_c/bob", "a_c/carol"]
+    assert [k["owner"] for k in held["api_keys"]] == ["a_c", "a_c"]
+    assert all("hash" not in k and k["prefix"].startswith("ember-") for k in held["api_keys"])
+
+    assert privacy.forget(store, owner)["removed"] == {"messages": 6, "conversations": 3, "consent": 3, "api_keys": 2}
+    assert references(store.engine, "a_c", namespace=True) == []
+    assert {k: v for k, v in privacy.export(store, owner).items() if k in EMPTY} == EMPTY
+    assert sorted(k["owner"] for k in keys.list()) == ["a_cd", "abc"]
+    for person in ("abc", "abc/dan", "a_cd", "a_cd/eve"):
+        assert len(store.list_conversations(person)) == 1 and store.get_consent(person) is not None
+
+
+def age(store: SqlStore, conversation_id: str, updated_at: float) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(conversations.update().where(conversations.c.id == conversation_id).values(updated_at=updated_at))
+
+
+def test_retention_purges_what_was_last_updated_before_the_cutoff(store: SqlStore, tmp_path: Path) -> None:
+    now = 1_800_000_000.0
+    old, edge, fresh = talk(store, "alice", "old", "older"), talk(store, "bob", "edge"), talk(store, "alice", "new")
+    age(store, old, now - 8 * DAY)
+    age(store, edge, now - 7 * DAY)  # exactly at the cutoff: kept
+    age(store, fresh, now - 1)
+
+    assert privacy.purge_expired(store, Settings(data_dir=tmp_path), now) == privacy.Purged()  # no period: no-op
+    week = Settings(data_dir=tmp_path, retention_days=7)
+    assert privacy.purge_expired(store, week, now) == privacy.Purged(1, 4, now - 7 * DAY)
+
+    assert store.owner_of(old) is None
+    assert [c["id"] for c in store.list_conversations("alice")] == [fresh]
+    assert store.list_conversations("bob")[0]["id"] == edge
+    assert privacy.export(store, privacy.Subject("alice"))["conversations"][0]["messages"][0]["content"] == "new"
+    assert message_count(store, old) == 0
+    assert privacy.purge_expired(store, week, now) == privacy.Purged(0, 0, now - 7 * DAY)
+    assert privacy.purge_expired(store, week.model_copy(update={"retention_days": 0.5}), now).conversations == 1
+
+
+async def purged(store: SqlStore, person: str) -> None:
+    while store.list_conversations(person):  # noqa: ASYNC110 - the database has no event to wait on
+        await anyio.sleep(0.01)
+
+
+async def test_keep_purging_runs_at_once_and_again(store: SqlStore, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, retention_days=1)
+    age(store, talk(store, "alice", "old"), time.time() - 2 * DAY)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(privacy.keep_purging, store, settings, 0.02)
+            await purged(store, "alice")
+            age(store, talk(store, "alice", "old too"), time.time() - 2 * DAY)  # the next round takes it
+            await purged(store, "alice")
+            tg.cancel_scope.cancel()
+    await privacy.keep_purging(store, Settings(data_dir=tmp_path), 0.02)  # no period: returns at once
+
+
+# --- API, fake engine ----------------------------------------------------------------------------------------
+
+
+def chat(
+    client: TestClient | httpx.Client, text: str, headers: dict[str, str] | None = None, **over: Any
+) -> httpx.Response:
+    body = {"model": "ember-instant", "messages": [{"role": "user", "content": text}], **over}
+    return client.post("/v1/chat/completions", json=body, headers=headers)
+
+
+def test_me_shows_the_person_and_patch_changes_flags(client: TestClient) -> None:
+    assert client.get("/v1/me").json() == {"object": "person", "id": "anonymous", "consent": DEFAULTS}
+    resp = client.patch("/v1/me/consent", params={"user": "carol"}, json={"personalisation": True})
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"object": "person", "id": "carol", "consent": {**DEFAULTS, "personalisation": True}}
+    resp = client.patch("/v1/me/consent?user=carol", json={"history": False, "personalisation": False})
+    assert resp.json()["consent"] == {**DEFAULTS, "history": False}
+    assert client.get("/v1/me", params={"user": "carol"}).json()["consent"] == {**DEFAULTS, "history": False}
+    assert client.get("/v1/me").json()["consent"] == DEFAULTS
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"history": "false"}, "history"),
+        ({"history": 0}, "history"),
+        ({"personalisation": None}, "personalisation"),
+        ({"health_storage": [True]}, "health_storage"),
+        ({"histroy": False}, "histroy"),
+        ([True], None),
+        ("true", None),
+        ({}, None),
+    ],
+)
+def test_consent_body_is_strict(client: TestClient, body: Any, param: str | None) -> None:
+    resp = client.patch("/v1/me/consent", json=body)
+    assert resp.status_code == 400, resp.text
+    err = resp.json()["error"]
+    assert err["type"] == "invalid_request_error" and err["param"] == param
+    assert client.get("/v1/me").json()["consent"] == DEFAULTS
+
+
+def stored_messages(client: TestClient) -> int:
+    store: SqlStore = client.app.state.pipeline.store  # type: ignore[attr-defined]
+    with store.engine.connect() as conn:
+        return int(conn.scalar(sa.select(sa.func.count()).select_from(messages)) or 0)
+
+
+def test_history_off_answers_but_stores_nothing(client: TestClient) -> None:
+    client.patch("/v1/me/consent", params={"user": "dora"}, json={"history": False})
+
+    resp = chat(client, "do not keep this", user="dora")
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["choices"][0]["message"]["content"] == "You said: do not keep this"
+    assert not resp.headers.get("x-ember-conversation-id")  # no stored conversation to continue
+    with client.stream("POST", "/v1/chat/completions", json={
+        "model": "ember-instant", "messages": [{"role": "user", "content": "nor this"}], "user": "dora", "stream": True
+    }) as streamed:  # fmt: skip
+        events = sse_events(list(streamed.iter_lines()))
+    assert (
+        "".join(e["choices"][0]["delta"].get("content", "") for e in events[:-1] if e["choices"])
+        == "You said: nor this"
+    )
+    assert not streamed.headers.get("x-ember-conversation-id")
+    assert stored_messages(client) == 0
+    assert client.get("/v1/conversations", params={"user": "dora"}).json()["data"] == []
+
+    refused = chat(client, "continue", user="dora", conversation_id=new_conversation_id())
+    assert refused.status_code == 400
+    err = refused.json()["error"]
+    assert (err["code"], err["param"]) == ("history_off", "conversation_id") and "history" in err["message"]
+
+    kept = chat(client, "keep mine", user="erin")  # others are unaffected
+    assert client.get(f"/v1/conversations/{kept.headers['x-ember-conversation-id']}?user=erin").status_code == 200
+    client.patch("/v1/me/consent", params={"user": "dora"}, json={"history": True})
+    again = chat(client, "now keep it", user="dora")
+    assert (
+        client.get("/v1/conversations", params={"user": "dora"}).json()["data"][0]["id"]
+        == again.headers["x-ember-conversation-id"]
+    )
+    assert stored_messages(client) == 4
+
+
+def test_history_turned_off_during_a_stream_stores_nothing(tmp_path: Path) -> None:
+    fake = {"engine": "fake", "model": "fake", "ctx_size": 256, "options": {"delay_s": 0.05}}
+    app = create_app(make_settings(tmp_path, chat_fast=fake))
+    with serve(app) as base, httpx.Client(base_url=base, timeout=30) as http:
+        body = {"model": "ember-instant", "messages": [{"role": "user", "content": "a b c d e f g h"}]}
+        with http.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as resp:
+            lines = resp.iter_lines()
+            assert next(line for line in lines if line.startswith("data: "))
+            assert http.patch("/v1/me/consent", json={"history": False}).status_code == 200
+            assert sse_events(list(lines))[-1] == "[DONE]"
+        assert resp.headers["x-ember-conversation-id"]  # consent was on when the request began
+        assert http.get(f"/v1/conversations/{resp.headers['x-ember-conversation-id']}").status_code == 404
+        assert http.get("/v1/conversations").json()["data"] == []
+
+
+def test_export_and_delete_through_the_api(client: TestClient) -> None:
+    first = chat(client, "frank's first question", user="frank").headers["x-ember-conversation-id"]
+    chat(client, "grace's question", user="grace")
+    client.patch("/v1/me/consent", params={"user": "frank"}, json={"health_storage": True})
+
+    held = client.get("/v1/me/export", params={"user": "frank"}).json()
+    assert held["id"] == "frank" and "api_keys" not in held
+    assert held["consent"] == {"frank": {**DEFAULTS, "health_storage": True}}
+    assert [c["id"] for c in held["conversations"]] == [first]
+    assert [m["content"] for m in held["conversations"][0]["messages"]] == [
+        "frank's first question",
+        "You said: frank's first question",
+    ]
+
+    gone = client.delete("/v1/me", params={"user": "frank"})
+    assert gone.status_code == 200, gone.text
+    assert gone.json() == {
+        "object": "person.deleted",
+        "id": "frank",
+        "deleted": True,
+        "removed": {"messages": 2, "conversations": 1, "consent": 1, "api_keys": 0},
+    }
+    store: SqlStore = client.app.state.pipeline.store  # type: ignore[attr-defined]
+    assert references(store.engine, "frank", namespace=False) == []
+    empty = client.get("/v1/me/export", params={"user": "frank"}).json()
+    assert (empty["consent"], empty["conversations"]) == ({}, [])
+    assert client.get("/v1/me", params={"user": "frank"}).json()["consent"] == DEFAULTS
+    assert client.get(f"/v1/conversations/{first}", params={"user": "frank"}).status_code == 404
+    assert len(client.get("/v1/conversations", params={"user": "grace"}).json()["data"]) == 1
+
+
+def keyed_settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path, **FAKE).model_copy(update={"require_keys": True})
+
+
+def make_key(settings: Settings, owner: str, scopes: tuple[str, ...] = ("chat", "audio")) -> str:
+    store = SqlStore(settings.db_url)
+    try:
+        return KeyStore(store.engine, settings).create(owner, scopes, "local")[0]
+    finally:
+        store.close()
+
+
+def test_a_key_owner_erases_itself_its_people_and_its_keys(tmp_path: Path) -> None:
+    settings = keyed_settings(tmp_path)
+    acme, spare, other = make_key(settings, "acme"), make_key(settings, "acme"), make_key(settings, "acme2")
+    with TestClient(create_app(settings)) as client:
+        as_acme = {"Authorization": f"Bearer {acme}"}
+        assert chat(client, "acme itself", as_acme).status_code == 200
+        assert chat(client, "bob at acme", as_acme, user="bob").status_code == 200
+        assert chat(client, "carol at acme", as_acme, user="carol").status_code == 200
+        assert client.patch("/v1/me/consent?user=bob", headers=as_acme, json={"personalisation": True}).is_success
+        assert chat(client, "not acme's", {"Authorization": f"Bearer {other}"}).status_code == 200
+
+        bob = client.get("/v1/me/export?user=bob", headers=as_acme).json()
+        assert bob["id"] == "acme/bob" and "api_keys" not in bob and list(bob["consent"]) == ["acme/bob"]
+        held = client.get("/v1/me/export", headers=as_acme).json()
+        assert sorted(c["user"] for c in held["conversations"]) == ["acme", "acme/bob", "acme/carol"]
+        assert len(held["api_keys"]) == 2 and all("hash" not in k for k in held["api_keys"])
+        assert acme not in str(held) and spare not in str(held)
+
+        assert client.delete("/v1/me?user=carol", headers=as_acme).json()["removed"]["api_keys"] == 0
+        removed = client.delete("/v1/me", headers=as_acme).json()["removed"]
+        assert removed == {"messages": 4, "conversations": 2, "consent": 1, "api_keys": 2}
+        for key in (acme, spare):  # hard-deleted: the keys no longer exist
+            assert client.get("/v1/me", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+        store: SqlStore = client.app.state.pipeline.store  # type: ignore[attr-defined]
+        assert references(store.engine, "acme", namespace=True) == []
+        held = privacy.export(store, privacy.Subject("acme", owner=True))
+        assert {k: v for k, v in held.items() if k in EMPTY} == EMPTY
+        assert len(client.get("/v1/conversations", headers={"Authorization": f"Bearer {other}"}).json()["data"]) == 1
+
+
+def test_privacy_purge_command(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    store = SqlStore(settings.db_url)
+    try:
+        old, fresh = talk(store, "alice", "old"), talk(store, "alice", "fresh")
+        age(store, old, time.time() - 40 * DAY)
+        age(store, fresh, time.time() - 10 * DAY)
+    finally:
+        store.close()
+    env = {"EMBER_DATA_DIR": str(tmp_path / "data")}
+
+    unset = run_cli(["privacy", "purge"], "", env)
+    assert unset.returncode != 0 and "EMBER_RETENTION_DAYS" in unset.stderr and "Traceback" not in unset.stderr
+    month = run_cli(["privacy", "purge"], "", {**env, "EMBER_RETENTION_DAYS": "30"})
+    assert month.returncode == 0, month.stderr
+    assert "purged 1 conversations (2 messages)" in month.stdout
+    week = run_cli(["privacy", "purge", "--days", "7"], "", {**env, "EMBER_RETENTION_DAYS": "30"})
+    assert "purged 1 conversations (2 messages)" in week.stdout
+    store = SqlStore(settings.db_url)
+    try:
+        assert store.list_conversations("alice") == []
+    finally:
+        store.close()
+
+
+# --- logs ----------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """`app` under a real uvicorn that leaves logging alone (no log_config), so every record reaches caplog."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", 60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def log_everything(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    names = {"", "uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "httpx", "httpcore", "sqlalchemy"}
+    names |= {"sqlalchemy.engine", "sqlalchemy.pool", "multipart", "python_multipart", "asyncio", "ember"}
+    names |= set(logging.root.manager.loggerDict)
+    for name in names:
+        logger = logging.getLogger(name)
+        monkeypatch.setattr(logger, "propagate", True)
+        monkeypatch.setattr(logger, "disabled", False)
+        caplog.set_level(logging.DEBUG, logger=name)
+
+
+def test_logs_hold_no_content_keys_or_audio(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    heard = "zanzibar quokka heard aloud"
+    fake_asr = {"engine": "fake", "model": "fake", "options": {"text": heard}}
+    settings = make_settings(tmp_path, asr=fake_asr, **FAKE).model_copy(update={"require_keys": True})
+    key = make_key(settings, "logco")
+    secrets = ["pelican marmalade sentence", "obsidian walrus reply", "ultraviolet tapir", heard, key, key[-20:]]
+    audio = tone(1.0, hz=523.0)
+    audio_b64 = base64.b64encode(audio).decode()
+    log_everything(caplog, monkeypatch)
+
+    with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=30) as http:
+        http.headers["Authorization"] = f"Bearer {key}"
+        assert chat(http, secrets[0], user="lou").status_code == 200
+        streamed = chat(http, secrets[1], stream=True, mystery_field=secrets[2])
+        assert "walrus" in streamed.text  # streamed word by word
+        voice = {"type": "input_audio", "input_audio": {"data": audio_b64, "format": "wav"}}
+        spoken = http.post(
+            "/v1/chat/completions",
+            json={"model": "ember-instant", "messages": [{"role": "user", "content": [voice]}]},
+        )
+        assert heard in spoken.text
+        assert http.post("/v1/audio/transcriptions", files={"file": ("a.wav", audio)}).json() == {"text": heard}
+        assert chat(http, secrets[2] + " " + "word " * 300).status_code == 400  # beyond the context
+        assert http.get("/v1/me/export").status_code == 200
+        assert http.delete("/v1/me", params={"user": "lou"}).status_code == 200
+
+    logged = "\n".join(logging.Formatter().format(r) for r in caplog.records)
+    assert "POST /v1/chat/completions" in logged and "/v1/audio/transcriptions" in logged  # logs were captured
+    assert "INSERT INTO messages" in logged  # SQL was logged, without its parameters
+    for secret in secrets:
+        assert secret not in logged
+    for i in range(0, len(audio_b64) - 40, 997):  # no run of the audio, base64 or raw
+        assert audio_b64[i : i + 40] not in logged
+    assert repr(audio[1000:1040])[2:-1] not in logged
