@@ -147,3 +147,25 @@ def test_citations_point_to_real_entries(health_client: TestClient) -> None:
     assert entry is not None and entry.title == citations[0]["title"] and entry.url == citations[0]["url"]
     text = data["choices"][0]["message"]["content"]
     assert f"[1] {entry.title}" in text and "diabet" in text.lower()
+
+
+def test_health_exchange_is_kept_only_with_consent(health_client: TestClient) -> None:
+    def ask_as(user: str) -> Any:
+        body = {"model": "ember-health", "user": user, "messages": [{"role": "user", "content": "I have a rash"}]}
+        return health_client.post("/v1/chat/completions", json=body)
+
+    first = ask_as("pat")
+    assert first.status_code == 200 and "x-ember-conversation-id" not in first.headers
+    assert health_client.get("/v1/conversations?user=pat").json()["data"] == []
+    assert health_client.get("/v1/me/export?user=pat").json()["conversations"] == []
+    instant = health_client.post(
+        "/v1/chat/completions",
+        json={"model": "ember-instant", "user": "pat", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert instant.headers["x-ember-conversation-id"]  # other modes keep history as usual
+    resp = health_client.patch("/v1/me/consent?user=pat", json={"health_storage": True})
+    assert resp.status_code == 200, resp.text
+    kept = ask_as("pat")
+    cid = kept.headers["x-ember-conversation-id"]
+    stored = health_client.get(f"/v1/conversations/{cid}?user=pat").json()["messages"]
+    assert [m["role"] for m in stored] == ["user", "assistant"] and stored[0]["content"] == "I have a rash"
