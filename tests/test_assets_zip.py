@@ -29,12 +29,8 @@ def zipped_asset(site: Path, payload: bytes, *, sha256: str | None = None) -> tu
         z.writestr("inner/tokenizer.json", payload)
     part, path = fake_part(site, f"fakezip-{token}", "model.zip", archive.read_bytes())
     archive.unlink()
-    zipped = AssetFile(
-        "tokenizer.json",
-        len(payload),
-        sha256 or hashlib.sha256(payload).hexdigest(),
-        (part.__class__(**{**part.__dict__, "member": "inner/tokenizer.json"}),),
-    )
+    member = replace(part, member="inner/tokenizer.json")
+    zipped = AssetFile("tokenizer.json", len(payload), sha256 or hashlib.sha256(payload).hexdigest(), (member,))
     return ModelAsset(
         role=f"zip-{token}", title="zipped", files=(zipped,), license="MIT", directory=f"zip-{token}"
     ), path
