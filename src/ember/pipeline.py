@@ -62,11 +62,15 @@ class Pipeline:
 
     async def open(self, request: ChatRequest) -> str:
         """Check the request can be served and fix its conversation id (before any generation).
-        With the person's `history` consent off, nothing will be stored: the id stays None and "" is
-        returned, and a request that names a conversation to continue is refused (HistoryOff, 400)."""
+        With the person's `history` consent (or the mode's own consent flag) off, nothing will be stored:
+        the id stays None and "" is returned, and a request that names a conversation to continue is
+        refused (HistoryOff, 400)."""
         mode = self.mode(request.model)
-        if not keeps(mode, await anyio.to_thread.run_sync(consent_of, self.store, request.user)):
-            refuse_continuing(request.conversation_id)
+        consent = await anyio.to_thread.run_sync(consent_of, self.store, request.user)
+        if not keeps(mode, consent):
+            refuse_continuing(
+                request.conversation_id, str(getattr(mode, "consent", "")) if consent.history else "history"
+            )
             return ""
         if request.conversation_id is None:
             request.conversation_id = new_conversation_id()

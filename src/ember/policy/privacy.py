@@ -99,11 +99,11 @@ def set_consent(store: SqlStore, person: str, update: ConsentUpdate) -> Consent:
     return consent_of(store, person)
 
 
-def refuse_continuing(conversation_id: str | None) -> None:
-    """With history off nothing is stored, so there is no conversation to continue."""
+def refuse_continuing(conversation_id: str | None, flag: str = "history") -> None:
+    """With `flag` off nothing is stored, so there is no conversation to continue."""
     if conversation_id is not None:
         raise HistoryOff(
-            "this person has turned history off (PATCH /v1/me/consent), so no conversation is stored or "
+            f"this person's {flag!r} consent is off (PATCH /v1/me/consent), so no conversation is stored or "
             "continued: omit conversation_id and send the earlier turns in messages",
             param="conversation_id",
         )
