@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-RUN_MODELS  ?= chat-fast asr embed
+RUN_MODELS  ?= chat-fast chat asr embed
 TEST_MODELS ?= chat-tiny asr embed
 SLOW_MODELS ?= chat-fast asr-base
 # Debian packages the tests and the speech evaluation use (espeak-ng speaks test sentences;

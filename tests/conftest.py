@@ -34,8 +34,10 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make_settings(tmp_path: Path, **roles: dict[str, Any]) -> Settings:
-    """Settings in tmp_path; speech runs on the fake transcriber unless a test names an `asr` role."""
+    """Settings in tmp_path; speech runs on the fake transcriber and the reasoning modes' `chat` role on the
+    fake engine unless a test names an `asr` or `chat` role."""
     roles.setdefault("asr", {"engine": "fake", "model": "fake"})
+    roles.setdefault("chat", {"engine": "fake", "model": "fake"})
     specs = {role.replace("_", "-"): EngineSpec(**spec) for role, spec in roles.items()}
     return Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", roles=specs)
 
@@ -94,12 +96,14 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[str]:
-    """`ember serve` in a subprocess with the real SmolLM2-135M as chat-fast; yields the base URL."""
+    """`ember serve` in a subprocess with the real SmolLM2-135M as chat-fast and as chat (the reasoning modes,
+    with two contemplating agents on its two slots); yields the base URL."""
     data = tmp_path_factory.mktemp("live-data")
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("EMBER_")},
-        "EMBER_ROLES": json.dumps({"chat-fast": TINY}),
+        "EMBER_ROLES": json.dumps({"chat-fast": TINY, "chat": TINY}),
+        "EMBER_CONTEMPLATING_AGENTS": "2",
         "EMBER_DATA_DIR": str(data),
         "EMBER_CACHE_DIR": str(model_cache),
         "EMBER_PORT": str(port),

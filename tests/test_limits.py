@@ -474,7 +474,9 @@ def servers(count: int, env: dict[str, str], logs: Path) -> Iterator[list[str]]:
 
 def test_two_processes_on_one_redis_share_one_limit(tmp_path: Path, redis_up: str) -> None:
     env = {
-        "EMBER_ROLES": json.dumps({"chat-fast": {"engine": "fake", "model": "fake"}, "asr": FAKE}),
+        "EMBER_ROLES": json.dumps(
+            {"chat-fast": {"engine": "fake", "model": "fake"}, "chat": {"engine": "fake", "model": "fake"}, "asr": FAKE}
+        ),
         "EMBER_REQUIRE_KEYS": "1",
         "EMBER_DATA_DIR": str(tmp_path / "data"),
         "EMBER_CACHE_DIR": str(tmp_path / "cache"),

@@ -87,7 +87,7 @@ def test_chat_errors_and_transcriptions_are_counted_exactly(client: TestClient) 
     assert value(m, "ember_http_requests_total", route="/v1/audio/transcriptions", status="200") == 1
     assert value(m, "ember_engine_active", role="chat-fast") == 0
     assert value(m, "ember_engine_active", role="asr") == 0
-    assert {labels["role"] for labels, _ in m["ember_engine_active"]} == {"chat-fast", "asr"}
+    assert {labels["role"] for labels, _ in m["ember_engine_active"]} == {"chat-fast", "chat", "asr"}
 
 
 def test_route_labels_are_templates_and_unknown_paths_are_other(client: TestClient) -> None:

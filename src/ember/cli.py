@@ -23,6 +23,7 @@ from ember.bench.engine import engine
 from ember.config import EngineSpec, Settings
 from ember.errors import EmberError
 from ember.eval.health import health as health_eval
+from ember.eval.reasoning import reasoning as reasoning_eval
 from ember.eval.speech import speech
 from ember.intake.audio import AudioClip, load_audio
 from ember.types import ChatRequest, Delta, GenerationParams, Message, TranscribeOptions, Transcript
@@ -357,6 +358,7 @@ def eval_() -> None:
 
 eval_.add_command(speech)
 eval_.add_command(health_eval)
+eval_.add_command(reasoning_eval)
 
 
 @main.group()

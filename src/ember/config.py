@@ -21,6 +21,7 @@ from pydantic_settings import (
 
 DEFAULT_CTX_SIZE = 4096
 DEFAULT_PARALLEL = 4
+DEFAULT_AGENTS = 3  # ember-contemplating's agents: fewer than the `chat` role's slots, leaving one for others
 
 
 class EngineSpec(BaseModel):
@@ -64,6 +65,7 @@ def _default_tiers() -> dict[str, Tier]:
 def _default_roles() -> dict[str, EngineSpec]:
     return {
         "chat-fast": EngineSpec(engine="llama_cpp", model="chat-fast"),
+        "chat": EngineSpec(engine="llama_cpp", model="chat"),  # ember-thinking, ember-contemplating
         "asr": EngineSpec(task="speech", engine="faster_whisper", model="asr", parallel=1),
     }
 
@@ -89,6 +91,9 @@ class Settings(BaseSettings):
     tiers: dict[str, Tier] = Field(default_factory=_default_tiers)
     redis_url: str | None = Field(default=None, description="share rate limits across processes, e.g. redis://h:6379")
     retention_days: float | None = Field(default=None, gt=0, description="purge history older than this")
+    contemplating_agents: int = Field(
+        default=DEFAULT_AGENTS, ge=1, le=16, description="ember-contemplating's parallel agents (on the chat role)"
+    )
 
     @field_validator("roles", mode="after")
     @classmethod

@@ -26,6 +26,8 @@ DEFAULT_PLUGINS = (
     "ember.engines.fake",
     "ember.engines.whisper",
     "ember.modes.instant",
+    "ember.modes.thinking",
+    "ember.modes.contemplating",
     "ember.modes.health",
 )
 

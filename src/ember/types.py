@@ -16,21 +16,37 @@ class Message:
     content: str
 
 
+ReasoningEffort = Literal["low", "medium", "high"]
+
+
 @dataclass
 class Usage:
+    """Tokens an answer cost. `reasoning_tokens` are the part of `completion_tokens` spent thinking."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
-    def as_dict(self) -> dict[str, int]:
-        return {
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
         }
+        if self.reasoning_tokens:
+            out["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
+        return out
 
 
 @dataclass(frozen=True)
@@ -58,16 +74,46 @@ class Citation:
         return {"index": self.index, "id": self.id, "title": self.title, "url": self.url, "source": self.source}
 
 
+@dataclass(frozen=True)
+class TraceStep:
+    """One generation pass of a multi-agent mode: which agent (None: the aggregator), which phase, what it
+    wrote, the short answer it committed to (if any), its tokens, and when it ran (seconds from the start)."""
+
+    agent: int | None
+    phase: str
+    text: str
+    answer: str | None
+    usage: Usage
+    started_s: float
+    ended_s: float
+
+    @property
+    def seconds(self) -> float:
+        return self.ended_s - self.started_s
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "agent": self.agent,
+            "phase": self.phase,
+            "text": self.text,
+            "answer": self.answer,
+            "usage": self.usage.as_dict(),
+            "started_s": round(self.started_s, 3),
+            "ended_s": round(self.ended_s, 3),
+        }
+
+
 @dataclass
 class Delta:
     """A piece of a streamed answer. The last delta of a stream carries `finish_reason` and `usage`, and
-    the citations of the whole answer, if any."""
+    the citations and the agent trace of the whole answer, if any."""
 
     content: str = ""
     reasoning: str = ""
     finish_reason: str | None = None
     usage: Usage | None = None
     citations: tuple[Citation, ...] = ()
+    trace: tuple[TraceStep, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,6 +138,8 @@ class ChatRequest:
     params: GenerationParams = field(default_factory=GenerationParams)
     user: str = "anonymous"
     conversation_id: str | None = None
+    reasoning_effort: ReasoningEffort | None = None  # for modes that think; None: the mode's default
+    include_trace: bool = False  # multi-agent modes: return each agent's passes on the last delta
 
 
 @dataclass(frozen=True)

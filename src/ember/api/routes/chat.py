@@ -2,7 +2,8 @@
 
 Spoken parts (`input_audio`) are transcribed first; what was heard is returned in the Ember extension
 field `input_transcripts` (top level of the completion, or of the first chunk when streaming). Modes that
-cite sources return them in the extension field `citations` (top level, or on the chunk that carries them).
+cite sources return them in the extension field `citations` (top level, or on the chunk that carries them);
+multi-agent modes asked for `include_trace` return their agents' passes in `trace` the same way.
 
 The first delta is awaited before any response is sent, so request errors found by the engine (a
 prompt beyond the context) are proper 4xx envelopes, not broken streams. When the client goes away,
@@ -42,7 +43,7 @@ from ember.errors import EmberError
 from ember.intake.chat import transcribe_audio_parts
 from ember.policy.keys import Principal
 from ember.policy.limits import Limiter, Meter, cost_weight, estimate_tokens
-from ember.types import Citation, Delta, Usage
+from ember.types import Delta, Usage
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -101,9 +102,11 @@ async def chat_completions(
         result = await _collect_unless_gone(request, first, deltas)
     if result is None:
         return Response(status_code=499)
-    content, reasoning, finish, usage, citations = result
-    if citations:
-        extra["citations"] = [c.as_dict() for c in citations]
+    content, reasoning, finish, usage, last = result
+    if last.citations:
+        extra["citations"] = [c.as_dict() for c in last.citations]
+    if last.trace:
+        extra["trace"] = [step.as_dict() for step in last.trace]
     return JSONResponse(completion_json(cid, body.model, content, reasoning, finish, usage, extra), headers=headers)
 
 
@@ -122,21 +125,22 @@ async def _debit(limiter: Limiter, principal: Principal, meter: Meter) -> None:
         await limiter.debit(principal, meter.tokens)
 
 
-Answer = tuple[str, str, str | None, Usage, tuple[Citation, ...]]
+Answer = tuple[str, str, str | None, Usage, Delta]  # the last element holds the citations and the trace
 
 
 async def _collect(first: Delta | None, deltas: AsyncGenerator[Delta, None]) -> Answer:
     content, reasoning, finish, usage = [], [], None, Usage()
-    citations: tuple[Citation, ...] = ()
+    extensions = Delta()
     delta = first
     while delta is not None:
         content.append(delta.content)
         reasoning.append(delta.reasoning)
         finish = delta.finish_reason or finish
         usage = delta.usage or usage
-        citations = delta.citations or citations
+        extensions.citations = delta.citations or extensions.citations
+        extensions.trace = delta.trace or extensions.trace
         delta = await anext(deltas, None)
-    return "".join(content), "".join(reasoning), finish, usage, citations
+    return "".join(content), "".join(reasoning), finish, usage, extensions
 
 
 async def _collect_unless_gone(
