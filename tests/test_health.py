@@ -44,14 +44,20 @@ def test_rules_alone_catch_every_red_flag_in_the_set() -> None:
     assert missed == []
 
 
-@pytest.mark.parametrize("name", ["triage.jsonl", "triage_heldout.jsonl"])
+@pytest.mark.parametrize("name", ["triage.jsonl", "triage_heldout.jsonl", "triage_general.jsonl"])
 def test_rules_and_meaning_recall_every_red_flag(embedder: Embedder, name: str) -> None:
     triager = Triager(embedder)
     data = rows(name)
     missed = [r["text"] for r in data if r["red"] and not triager(r["text"]).urgent]
     false_alarms = [r["text"] for r in data if not r["red"] and triager(r["text"]).urgent]
     assert missed == []
-    assert len(false_alarms) <= 0.15 * sum(not r["red"] for r in data), false_alarms  # measured 4/35 and 1/10
+    assert len(false_alarms) <= 0.15 * sum(not r["red"] for r in data), false_alarms  # measured 4/35, 1/10, 0/15
+
+
+def test_general_questions_about_emergencies_are_not_emergencies() -> None:
+    assert not triage("What are the warning signs of a stroke?").urgent
+    assert triage("Is it a stroke if my arm suddenly went numb on one side?").urgent
+    assert triage("Is suicide painful?").urgent  # suicide and overdose always fire, however phrased
 
 
 def test_triage_message_says_what_to_do() -> None:

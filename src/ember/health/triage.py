@@ -8,7 +8,9 @@ lower-cased text with apostrophes removed; a rule fires on any of its `alone` pa
 from each of its `together` groups. Because wording varies more than patterns do, `Triager` adds a second,
 equally readable layer: the message's embedding is compared with EXEMPLARS, short red-flag phrases per
 category, and fires at cosine ≥ SIMILARITY (docs/health.md has the measured recall and false alarms of
-each layer). Both err towards firing: a false alarm costs a sentence, a miss costs more. This module
+each layer). Both layers match topics as much as situations, so a general question about a topic ("what
+are the warning signs of a stroke?": a question that mentions nobody) does not fire, except for suicide
+and overdose, which always do. Both err towards firing: a false alarm costs a sentence, a miss costs more. This module
 does not call a language model and does not decide anything else about the answer.
 """
 
@@ -107,7 +109,7 @@ RULES: tuple[Rule, ...] = (
             r"better off (?:dead|without me)",
             r"(?:cant|cannot) go on(?! with)",
             r"jump(?:ing)? (?:off|from|in front of) (?:a |the )?(?:bridge|building|roof|train|cliff)",
-            r"no (?:reason|point) (?:in |to )?(?:living|live|going on)",
+            r"(?:no|any) (?:reason|point) (?:in |to )?(?:living|live|going on|being alive)",
             r"(?:hurt|harm|cut|cutting|harming|hurting) (?:my ?self)",
             r"self.?harm",
         ),
@@ -202,15 +204,41 @@ class Triage:
         return "" if not self.urgent else "**This may be an emergency.** " + " ".join(dict.fromkeys(self.advice))
 
 
+ADVICE = {rule.category: rule.advice for rule in RULES}
+
+
 def normalise(text: str) -> str:
     return re.sub(r"\s+", " ", text.lower().replace("'", "").replace("\u2019", ""))
+
+
+QUESTION = re.compile(
+    r"^\W*(?:what|whats|how|why|which|when|where|who|is|are|can|could|does|do|should|would|tell me|explain|describe)\b"
+)
+# Polite phrases that mention the asker without describing them ("when should I see a doctor?").
+ASKER = re.compile(r"\b(?:should|do|can|would|could) i (?:see|call|go|ask|tell|know|learn|help|do)\b")
+PERSON = re.compile(
+    r"\b(?:i|im|ive|id|me|my|mine|we|were|our|us|he|hes|she|shes|him|his|her|they|theyre|their|them|someone|"
+    r"somebody|friend|child|kid|son|daughter|baby|toddler|mum|mom|dad|husband|wife|partner|grandma|grandpa|"
+    r"grandmother|grandfather|sister|brother|patient|right now|suddenly)\b"
+)
+ALWAYS = frozenset({"suicidal thoughts", "overdose or poisoning"})  # never suppressed, however it is phrased
+
+
+def general_question(plain: str) -> bool:
+    """A question about a topic ("what are the signs of a stroke?"), not about someone's situation now."""
+    return bool(QUESTION.search(plain)) and not PERSON.search(ASKER.sub(" ", plain))
+
+
+def _kept(plain: str, categories: list[str]) -> tuple[str, ...]:
+    general = general_question(plain)
+    return tuple(dict.fromkeys(c for c in categories if c in ALWAYS or not general))
 
 
 def triage(text: str) -> Triage:
     """Which red-flag rules fire on `text` (patterns only)."""
     plain = normalise(text)
-    fired = [rule for rule in RULES if rule.fires(plain)]
-    return Triage(tuple(r.category for r in fired), tuple(r.advice for r in fired))
+    fired = _kept(plain, [rule.category for rule in RULES if rule.fires(plain)])
+    return Triage(fired, tuple(ADVICE[c] for c in fired))
 
 
 SIMILARITY = 0.45
@@ -263,7 +291,6 @@ EXEMPLARS: dict[str, tuple[str, ...]] = {
         "having a fit and shaking uncontrollably",
     ),
 }
-ADVICE = {rule.category: rule.advice for rule in RULES}
 
 
 class Triager:
@@ -281,8 +308,9 @@ class Triager:
         return tuple(dict.fromkeys(c for c, s in zip(self.labels, scores, strict=True) if s >= self.threshold))
 
     def __call__(self, text: str) -> Triage:
-        by_rule = triage(text)
-        categories = tuple(dict.fromkeys([*by_rule.categories, *self.similar(text)]))
+        plain = normalise(text)
+        fired = [rule.category for rule in RULES if rule.fires(plain)]
+        categories = _kept(plain, [*fired, *self.similar(text)])
         return Triage(categories, tuple(ADVICE[c] for c in categories))
 
 
