@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,13 +85,18 @@ class HealthMode:
     consent: str = "health_storage"
     scope: str = "health"
     _tools: _Tools | None = field(default=None, repr=False)
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # not tied to an event loop
+
+    def _load_once(self, cache_dir: Path) -> _Tools:
+        with self._lock:
+            tools = self._tools or load_tools(cache_dir)
+            self._tools = tools
+            return tools
 
     async def tools(self, engines: EnginePool) -> _Tools:
-        async with self._lock:
-            if self._tools is None:
-                self._tools = await asyncio.to_thread(load_tools, engines.settings.cache_dir)
-        return self._tools
+        if self._tools is not None:
+            return self._tools
+        return await asyncio.to_thread(self._load_once, engines.settings.cache_dir)
 
     def tools_now(self) -> _Tools:
         """The loaded tools (after a first request); for inspection."""
