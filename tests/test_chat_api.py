@@ -159,3 +159,12 @@ def test_client_disconnect_stops_generation(tmp_path: Path) -> None:
         stored = httpx.get(f"{base}/v1/conversations/{cid}").json()["messages"][-1]
         assert stored["finish_reason"] == "cancelled"
         assert 0 < len(stored["content"].split()) < 400
+
+
+def test_crisis_resources_come_before_any_mode_answer(client: TestClient) -> None:
+    text = chat(client, "I want to kill myself").json()["choices"][0]["message"]["content"]
+    assert text.startswith("**This may be an emergency.**") and "988" in text
+    assert text.endswith("You said: I want to kill myself")  # the mode still answers, after the notice
+    assert chat(client, "I killed it at the gym today").json()["choices"][0]["message"]["content"] == (
+        "You said: I killed it at the gym today"
+    )

@@ -18,6 +18,7 @@ import anyio
 from ember import registry
 from ember.engines.pool import EnginePool
 from ember.errors import ModelNotFound, NotFound
+from ember.health.triage import crisis_notice
 from ember.intake.audio import AudioClip
 from ember.modes.base import Mode
 from ember.policy.privacy import Consent, consent_of, refuse_continuing
@@ -100,7 +101,7 @@ class Pipeline:
         first_token_s: float | None = None
         started = time.perf_counter()
         try:
-            async for delta in mode.run(request, self.engines):
+            async for delta in self._answer(mode, request):
                 if first_token_s is None and (delta.content or delta.reasoning):
                     first_token_s = time.perf_counter() - started
                 content.append(delta.content)
@@ -115,6 +116,16 @@ class Pipeline:
                 answer = StoredAnswer("".join(content), "".join(reasoning), finish or "cancelled", usage)
                 with anyio.CancelScope(shield=True):
                     await self._save(request, answer)
+
+    async def _answer(self, mode: Mode, request: ChatRequest) -> AsyncGenerator[Delta, None]:
+        """The mode's answer, preceded by crisis resources when the person speaks of suicide or an overdose
+        (unless the mode triages itself, as ember-health does)."""
+        last = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+        notice = "" if getattr(mode, "triages", False) else crisis_notice(last)
+        if notice:
+            yield Delta(content=notice + "\n\n")
+        async for delta in mode.run(request, self.engines):
+            yield delta
 
     async def _save(self, request: ChatRequest, answer: StoredAnswer) -> None:
         """Store the exchange, unless the person turned history off while it was generated."""

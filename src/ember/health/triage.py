@@ -317,3 +317,11 @@ class Triager:
 def asks_for_dose(text: str) -> bool:
     plain = normalise(text)
     return any(p.search(plain) for p in DOSING)
+
+
+def crisis_notice(text: str) -> str:
+    """For modes that do no triage of their own: the instruction for suicidal thoughts or an overdose in
+    `text` (pattern rules only), or ''."""
+    found = triage(text)
+    kept = tuple(c for c in found.categories if c in ALWAYS)
+    return Triage(kept, tuple(ADVICE[c] for c in kept)).message()

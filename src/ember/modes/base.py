@@ -4,7 +4,9 @@ A mode registers itself in `ember.registry.modes` under the name clients pass as
 engine pool for the roles it needs and yields Deltas; it does not store, authorise or format HTTP. A mode
 whose exchanges are sensitive may name a consent flag in a `consent` attribute (e.g. `health_storage`):
 the pipeline then stores its exchanges only for people who turned that flag on. A mode may name the key
-scope it needs in a `scope` attribute (default `chat`).
+scope it needs in a `scope` attribute (default `chat`). Before any mode's answer the pipeline shows crisis
+resources when the person speaks of suicide or an overdose, unless the mode sets `triages = True` (it does
+its own triage).
 """
 
 from __future__ import annotations

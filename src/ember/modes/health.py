@@ -84,6 +84,7 @@ class HealthMode:
     roles: tuple[str, ...] = ("chat-fast",)
     consent: str = "health_storage"
     scope: str = "health"
+    triages: bool = True  # the pipeline adds no crisis notice of its own
     _tools: _Tools | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # not tied to an event loop
 
