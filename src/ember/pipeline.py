@@ -23,7 +23,7 @@ from ember.intake.audio import AudioClip
 from ember.modes.base import Mode
 from ember.policy.privacy import Consent, consent_of, refuse_continuing
 from ember.store.sql import SqlStore, StoredAnswer, new_conversation_id
-from ember.types import ChatRequest, Delta, TranscribeOptions, Transcript, Usage
+from ember.types import ChatRequest, Delta, TranscribeOptions, Transcript, Usage, last_user_text
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class Pipeline:
     async def _answer(self, mode: Mode, request: ChatRequest) -> AsyncGenerator[Delta, None]:
         """The mode's answer, preceded by crisis resources when the person speaks of suicide or an overdose
         (unless the mode triages itself, as ember-health does)."""
-        last = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+        last = last_user_text(request.messages)
         notice = "" if getattr(mode, "triages", False) else crisis_notice(last)
         if notice:
             yield Delta(content=notice + "\n\n")

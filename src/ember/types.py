@@ -116,6 +116,11 @@ class Delta:
     trace: tuple[TraceStep, ...] = ()
 
 
+def last_user_text(messages: list[Message]) -> str:
+    """The content of the last user message ('' if there is none)."""
+    return next((m.content for m in reversed(messages) if m.role == "user"), "")
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What an engine can take in and give out."""

@@ -17,7 +17,17 @@ from ember import registry
 from ember.config import EngineSpec, Settings
 from ember.errors import ContextLengthExceeded, EngineError
 from ember.intake.audio import AudioClip
-from ember.types import Capabilities, Delta, GenerationParams, Message, Segment, TranscribeOptions, Transcript, Usage
+from ember.types import (
+    Capabilities,
+    Delta,
+    GenerationParams,
+    Message,
+    Segment,
+    TranscribeOptions,
+    Transcript,
+    Usage,
+    last_user_text,
+)
 
 
 class FakeEngine:
@@ -40,7 +50,7 @@ class FakeEngine:
     def _reply(self, messages: list[Message]) -> str:
         if self._replies is not None:
             return str(next(self._replies))
-        last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        last_user = last_user_text(messages)
         return f"You said: {last_user}"
 
     async def stream(self, messages: list[Message], params: GenerationParams) -> AsyncIterator[Delta]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import itertools
 import re
 import shutil
 import sqlite3
@@ -154,7 +155,7 @@ def build_index(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        unique = {e.id: e for source in (sources or SOURCES).values() for e in _limited(source(), limit)}
+        unique = {e.id: e for source in (sources or SOURCES).values() for e in itertools.islice(source(), limit)}
         entries = list(unique.values())
         _write_entries(tmp / "entries.sqlite", entries)
         step = 4096  # chunks large enough for length-sorted batching to pay
@@ -168,13 +169,6 @@ def build_index(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
-
-
-def _limited(entries: Iterator[Entry], limit: int | None) -> Iterator[Entry]:
-    for i, entry in enumerate(entries):
-        if limit is not None and i >= limit:
-            return
-        yield entry
 
 
 def _write_entries(path: Path, entries: list[Entry]) -> None:

@@ -26,7 +26,7 @@ from ember.engines.pool import EnginePool
 from ember.errors import AssetMissing
 from ember.health.knowledge import Hit, KnowledgeIndex, index_dir
 from ember.health.triage import DOSE_REFUSAL, Triager, asks_for_dose
-from ember.types import ChatRequest, Citation, Delta, Message
+from ember.types import ChatRequest, Citation, Delta, Message, last_user_text
 
 SOURCES_SHOWN = 4
 SYSTEM_PROMPT = (
@@ -106,7 +106,7 @@ class HealthMode:
         return self._tools
 
     async def run(self, request: ChatRequest, engines: EnginePool) -> AsyncIterator[Delta]:
-        question = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+        question = last_user_text(request.messages)
         tools = await self.tools(engines)
         found = await asyncio.to_thread(tools.triager, question)
         if found.urgent:

@@ -38,10 +38,6 @@ def with_system(messages: list[Message], text: str) -> list[Message]:
     return [Message("system", system), *(m for m in messages if m.role != "system")]
 
 
-def last_user(messages: list[Message]) -> str:
-    return next((m.content for m in reversed(messages) if m.role == "user"), "")
-
-
 @dataclass(frozen=True)
 class Pass:
     """One collected generation: its text, tokens, why it stopped, and when it ran (perf_counter)."""
