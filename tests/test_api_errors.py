@@ -88,11 +88,11 @@ def test_last_message_from_assistant_is_400(client: TestClient) -> None:
     assert_envelope(resp, 400, "invalid_request_error", "invalid_value", "messages")
 
 
-def test_image_part_is_refused_until_a_mode_reads_images(client: TestClient) -> None:
+def test_image_part_that_is_not_an_image_is_400(client: TestClient) -> None:
     part = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
     resp = client.post("/v1/chat/completions", json=body(messages=[{"role": "user", "content": [part]}]))
-    err = assert_envelope(resp, 400, "invalid_request_error", "unsupported_content", "messages.0.content")
-    assert "image_url" in err["message"]
+    err = assert_envelope(resp, 400, "invalid_request_error", "invalid_image", "messages.0.content.0")
+    assert "not a JPEG, PNG, WebP or GIF" in err["message"]
 
 
 def test_unknown_model_is_404(client: TestClient) -> None:

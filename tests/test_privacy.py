@@ -36,7 +36,9 @@ from .test_store import _postgres_url, ask, message_count
 DEFAULTS = {"history": True, "personalisation": False, "health_storage": False}
 FAKE = {"chat_fast": {"engine": "fake", "model": "fake", "ctx_size": 256}}
 DAY = 86_400.0
-EMPTY: dict[str, Any] = {"consent": {}, "conversations": [], "api_keys": []}  # an owner's export once it is erased
+SHOPPING: dict[str, Any] = {"events": [], "posts": [], "friendships": [], "named_in_posts": []}
+NO_SHOPPING = {"events": 0, "posts": 0, "post_links": 0, "friendships": 0}  # rows removed from shopping tables
+EMPTY: dict[str, Any] = {"consent": {}, "conversations": [], "api_keys": [], **SHOPPING}  # an erased owner's export
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -128,7 +130,7 @@ def test_export_holds_everything_about_the_person_and_nothing_else(store: SqlSto
 
     got = privacy.export(store, privacy.Subject("alice"), now=1_700_000_000)
 
-    assert set(got) == {"object", "id", "exported_at", "consent", "conversations"}  # no keys for a person
+    assert set(got) == {"object", "id", "exported_at", "consent", "conversations", *SHOPPING}  # no keys for a person
     assert (got["object"], got["id"], got["exported_at"]) == ("person.export", "alice", 1_700_000_000)
     assert got["consent"] == {"alice": {**DEFAULTS, "health_storage": True}}
     assert [c["id"] for c in got["conversations"]] == [first, second]
@@ -156,7 +158,7 @@ def test_delete_person_removes_their_rows_only(store: SqlStore) -> None:
         "object": "person.deleted",
         "id": "alice",
         "deleted": True,
-        "removed": {"messages": 6, "conversations": 2, "consent": 1, "api_keys": 0},
+        "removed": {"messages": 6, "conversations": 2, "consent": 1, "api_keys": 0, **NO_SHOPPING},
     }
     assert references(store.engine, "alice", namespace=False) == []
     held = privacy.export(store, privacy.Subject("alice"))
@@ -182,7 +184,8 @@ def test_an_owner_is_erased_with_its_people_and_keys(store: SqlStore, tmp_path: 
     assert [k["owner"] for k in held["api_keys"]] == ["a_c", "a_c"]
     assert all("hash" not in k and k["prefix"].startswith("ember-") for k in held["api_keys"])
 
-    assert privacy.forget(store, owner)["removed"] == {"messages": 6, "conversations": 3, "consent": 3, "api_keys": 2}
+    removed = {"messages": 6, "conversations": 3, "consent": 3, "api_keys": 2, **NO_SHOPPING}
+    assert privacy.forget(store, owner)["removed"] == removed
     assert references(store.engine, "a_c", namespace=True) == []
     assert {k: v for k, v in privacy.export(store, owner).items() if k in EMPTY} == EMPTY
     assert sorted(k["owner"] for k in keys.list()) == ["a_cd", "abc"]
@@ -351,7 +354,7 @@ def test_export_and_delete_through_the_api(client: TestClient) -> None:
         "object": "person.deleted",
         "id": "frank",
         "deleted": True,
-        "removed": {"messages": 2, "conversations": 1, "consent": 1, "api_keys": 0},
+        "removed": {"messages": 2, "conversations": 1, "consent": 1, "api_keys": 0, **NO_SHOPPING},
     }
     store: SqlStore = client.app.state.pipeline.store  # type: ignore[attr-defined]
     assert references(store.engine, "frank", namespace=False) == []
@@ -394,7 +397,7 @@ def test_a_key_owner_erases_itself_its_people_and_its_keys(tmp_path: Path) -> No
 
         assert client.delete("/v1/me?user=carol", headers=as_acme).json()["removed"]["api_keys"] == 0
         removed = client.delete("/v1/me", headers=as_acme).json()["removed"]
-        assert removed == {"messages": 4, "conversations": 2, "consent": 1, "api_keys": 2}
+        assert removed == {"messages": 4, "conversations": 2, "consent": 1, "api_keys": 2, **NO_SHOPPING}
         for key in (acme, spare):  # hard-deleted: the keys no longer exist
             assert client.get("/v1/me", headers={"Authorization": f"Bearer {key}"}).status_code == 401
         store: SqlStore = client.app.state.pipeline.store  # type: ignore[attr-defined]

@@ -20,12 +20,18 @@ from ember.api.routes.audio import subtitles, verbose_json
 from ember.assets.assemble import asset_status, ensure_asset, install_command
 from ember.assets.catalogue import CATALOGUE, ModelAsset
 from ember.bench.engine import engine
+from ember.bench.recs import recs as recs_bench
 from ember.config import EngineSpec, Settings
 from ember.errors import EmberError
+from ember.eval.auto import auto as auto_eval
 from ember.eval.health import health as health_eval
 from ember.eval.reasoning import reasoning as reasoning_eval
+from ember.eval.recs import recs as recs_eval
 from ember.eval.speech import speech
+from ember.eval.vision import vision as vision_eval
 from ember.intake.audio import AudioClip, load_audio
+from ember.intake.images import load_image
+from ember.shopping.commands import import_
 from ember.types import ChatRequest, Delta, GenerationParams, Message, TranscribeOptions, Transcript
 
 if TYPE_CHECKING:
@@ -162,7 +168,8 @@ class _LazySpeech:
 async def _remote_turns(mode: str, url: str, api_key: str | None) -> tuple[Turn, Hears, Any]:
     from ember.engines.openai_compat import OpenAICompatEngine
 
-    engine = OpenAICompatEngine(EngineSpec(engine="openai", model=mode, url=url, api_key=api_key), _settings())
+    spec = EngineSpec(engine="openai", model=mode, url=url, api_key=api_key, options={"vision": True})
+    engine = OpenAICompatEngine(spec, _settings())  # images go to the server as image_url parts
     await engine.start()
     ears = await _remote_speech(url, api_key, "whisper-1")
     return (lambda history: engine.stream(history, GenerationParams())), ears, _Closer(engine, ears)
@@ -207,12 +214,17 @@ async def _lines(audio: Path | None, ears: Hears, settings: Settings) -> AsyncIt
             yield line
 
 
-async def _chat_loop(mode: str, url: str | None, api_key: str | None, user: str, audio: Path | None) -> None:
+async def _chat_loop(
+    mode: str, url: str | None, api_key: str | None, user: str, audio: Path | None, images: tuple[Path, ...] = ()
+) -> None:
+    s = _settings()
+    pictures = tuple(load_image(p, s.image_max_bytes, s.image_max_pixels) for p in images)  # for the first turn
     turn, ears, closer = await (_remote_turns(mode, url, api_key) if url else _embedded_turns(mode, user))
     history: list[Message] = []
     try:
         async for line in _lines(audio, ears, _settings()):
-            history.append(Message("user", line))
+            history.append(Message("user", line, pictures))
+            pictures = ()
             parts = []
             async for delta in turn(history):
                 click.echo(delta.content, nl=False)
@@ -233,9 +245,12 @@ async def _chat_loop(mode: str, url: str | None, api_key: str | None, user: str,
 @click.option("--api-key", envvar="EMBER_API_KEY", default=None)
 @click.option("--user", default="anonymous", show_default=True, help="whose history this is")
 @click.option("--audio", type=AUDIO_FILE, default=None, help="start with this spoken question (wav, mp3, ogg, webm…)")
-def chat(mode: str, url: str | None, api_key: str | None, user: str, audio: Path | None) -> None:
+@click.option("--image", "images", type=AUDIO_FILE, multiple=True, help="show this image with the first question")
+def chat(
+    mode: str, url: str | None, api_key: str | None, user: str, audio: Path | None, images: tuple[Path, ...]
+) -> None:
     """Chat in the terminal, streaming answers. /exit or Ctrl-D to leave."""
-    asyncio.run(_chat_loop(mode, url, api_key, user, audio))
+    asyncio.run(_chat_loop(mode, url, api_key, user, audio, images))
 
 
 async def _transcribe(file: Path, model: str, url: str | None, api_key: str | None, language: str | None) -> Transcript:
@@ -349,6 +364,7 @@ def bench() -> None:
 
 
 bench.add_command(engine)
+bench.add_command(recs_bench)
 
 
 @main.group("eval")
@@ -359,6 +375,10 @@ def eval_() -> None:
 eval_.add_command(speech)
 eval_.add_command(health_eval)
 eval_.add_command(reasoning_eval)
+eval_.add_command(vision_eval)
+eval_.add_command(auto_eval)
+eval_.add_command(recs_eval)
+main.add_command(import_)
 
 
 @main.group()

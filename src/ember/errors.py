@@ -4,7 +4,8 @@
     ├── InvalidRequest               400 invalid_request_error
     │   ├── ContextLengthExceeded    400 invalid_request_error / context_length_exceeded
     │   ├── UnsupportedContent       400 invalid_request_error / unsupported_content
-    │   └── InvalidAudio             400 invalid_request_error / invalid_audio
+    │   ├── InvalidAudio             400 invalid_request_error / invalid_audio
+    │   └── InvalidImage             400 invalid_request_error / invalid_image
     ├── PayloadTooLarge              413 invalid_request_error / payload_too_large
     ├── Unauthenticated              401 invalid_request_error / invalid_api_key
     ├── PermissionDenied             403 permission_error / insufficient_scope
@@ -59,6 +60,12 @@ class UnsupportedContent(InvalidRequest):
 
 class InvalidAudio(InvalidRequest):
     code = "invalid_audio"
+
+
+class InvalidImage(InvalidRequest):
+    """An image part that cannot be used: too big, not an image, a format we do not read, or a URL we do not fetch."""
+
+    code = "invalid_image"
 
 
 class PayloadTooLarge(EmberError):

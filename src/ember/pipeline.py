@@ -23,7 +23,7 @@ from ember.intake.audio import AudioClip
 from ember.modes.base import Mode
 from ember.policy.privacy import Consent, consent_of, refuse_continuing
 from ember.store.sql import SqlStore, StoredAnswer, new_conversation_id
-from ember.types import ChatRequest, Delta, TranscribeOptions, Transcript, Usage, last_user_text
+from ember.types import ChatRequest, Delta, Route, TranscribeOptions, Transcript, Usage, last_user_text
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,9 @@ class PipelineObserver(Protocol):
 
     def transcribed(self, role: str, audio_s: float) -> None:
         """A clip of `audio_s` seconds was transcribed on `role`."""
+
+    def routed(self, mode: str, route: Route) -> None:
+        """`mode` (ember-auto) sent a request along `route`."""
 
 
 def keeps(mode: Mode, consent: Consent) -> bool:
@@ -98,6 +101,7 @@ class Pipeline:
         reasoning: list[str] = []
         finish: str | None = None
         usage: Usage | None = None
+        route: Route | None = None
         first_token_s: float | None = None
         started = time.perf_counter()
         try:
@@ -108,6 +112,9 @@ class Pipeline:
                 reasoning.append(delta.reasoning)
                 finish = delta.finish_reason or finish
                 usage = delta.usage or usage
+                if delta.route is not None and self.observer is not None:
+                    self.observer.routed(request.model, delta.route)
+                route = delta.route or route
                 yield delta
         finally:
             if self.observer is not None:
@@ -115,7 +122,7 @@ class Pipeline:
             if (any(content) or finish) and request.conversation_id is not None:
                 answer = StoredAnswer("".join(content), "".join(reasoning), finish or "cancelled", usage)
                 with anyio.CancelScope(shield=True):
-                    await self._save(request, answer)
+                    await self._save(request, answer, route)
 
     async def _answer(self, mode: Mode, request: ChatRequest) -> AsyncGenerator[Delta, None]:
         """The mode's answer, preceded by crisis resources when the person speaks of suicide or an overdose
@@ -127,10 +134,11 @@ class Pipeline:
         async for delta in mode.run(request, self.engines):
             yield delta
 
-    async def _save(self, request: ChatRequest, answer: StoredAnswer) -> None:
-        """Store the exchange, unless the person turned history off while it was generated."""
-
-        mode = self.mode(request.model)
+    async def _save(self, request: ChatRequest, answer: StoredAnswer, route: Route | None) -> None:
+        """Store the exchange, unless the person turned history off while it was generated, or the mode
+        the request was routed to (ember-auto) keeps only with a consent the person has not given."""
+        routed = registry.modes.get(route.target) if route is not None else None
+        mode = routed or self.mode(request.model)
 
         def save(conversation_id: str) -> None:
             if keeps(mode, consent_of(self.store, request.user)):

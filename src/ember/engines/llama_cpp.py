@@ -3,7 +3,9 @@
 Each request runs `Server.handle_chat_completions` on a worker thread; chunks cross to the event loop
 through a queue. When the consumer stops iterating, the next chunk's callback returns True, which makes
 llama.cpp cancel the task and free its slot (within one token's time). The model file comes from
-`ember.assets`; this module does not download or verify anything itself.
+`ember.assets`; this module does not download or verify anything itself. A role whose options name an
+`mmproj` (the GGUF projector of a vision-language model) takes images natively; otherwise images are
+described in text by `ember.vision` before the model sees them.
 """
 
 from __future__ import annotations
@@ -24,15 +26,19 @@ from ember.config import EngineSpec, Settings
 from ember.engines.base import delta_from_chunk, error_from_payload, openai_body
 from ember.errors import EngineError, EngineUnavailable
 from ember.types import Capabilities, Delta, GenerationParams, Message
+from ember.vision.prompt import wire_messages
 
 _END = object()
 
 
-def server_params(spec: EngineSpec, path: str) -> Any:
-    """llama.cpp server parameters for `spec`: `parallel` slots of `ctx_size` tokens each."""
+def server_params(spec: EngineSpec, path: str, mmproj: str | None = None) -> Any:
+    """llama.cpp server parameters for `spec`: `parallel` slots of `ctx_size` tokens each, and the
+    multimodal projector `mmproj` if given."""
     threads = spec.threads or os.cpu_count() or 1
     p = xlc.CommonParams()
     p.model.path = path
+    if mmproj is not None:
+        p.mmproj.path = mmproj
     p.n_parallel = spec.parallel
     p.n_ctx = spec.ctx_size * spec.parallel
     p.kv_unified = False
@@ -50,7 +56,9 @@ class LlamaCppEngine:
     def __init__(self, spec: EngineSpec, settings: Settings) -> None:
         self.spec = spec
         self.settings = settings
-        self.capabilities = Capabilities(context_tokens=spec.ctx_size, parallel=spec.parallel)
+        self.capabilities = Capabilities(
+            image="mmproj" in spec.options, context_tokens=spec.ctx_size, parallel=spec.parallel
+        )
         self.server: Any = None
         self.active = 0
         self._pool = ThreadPoolExecutor(max_workers=2 * spec.parallel, thread_name_prefix="llama")
@@ -61,7 +69,10 @@ class LlamaCppEngine:
             if self.server is not None:
                 return
             path = await asyncio.to_thread(resolve_model, self.spec.model, self.settings.cache_dir)
-            self.server = await asyncio.to_thread(xlc.Server, server_params(self.spec, str(path)))
+            mmproj = self.spec.options.get("mmproj")
+            if mmproj is not None:
+                mmproj = str(await asyncio.to_thread(resolve_model, str(mmproj), self.settings.cache_dir))
+            self.server = await asyncio.to_thread(xlc.Server, server_params(self.spec, str(path), mmproj))
 
     def _run(self, body: dict[str, object], put: Any, cancelled: threading.Event) -> None:
         def on_chunk(chunk: dict[str, Any]) -> bool:
@@ -91,7 +102,10 @@ class LlamaCppEngine:
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
                 loop.call_soon_threadsafe(queue.put_nowait, item)
 
-        loop.run_in_executor(self._pool, self._run, openai_body(messages, params), put, cancelled)
+        body = openai_body(messages, params)
+        if any(m.images for m in messages):
+            body["messages"] = await wire_messages(messages, self.capabilities.image, self.settings)
+        loop.run_in_executor(self._pool, self._run, body, put, cancelled)
         try:
             while (item := await queue.get()) is not _END:
                 if isinstance(item, Exception):

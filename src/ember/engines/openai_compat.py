@@ -4,6 +4,8 @@ Two engines share one connection set-up: chat (`/chat/completions`, streamed) an
 (`/audio/transcriptions`, e.g. a faster-whisper or vLLM Whisper server, or another Ember).
 `spec.url` is the server's base URL including `/v1`; `spec.model` is the remote model name.
 Leaving the stream early closes the HTTP connection, which those servers treat as a cancellation.
+A chat role with `options = { vision = true }` sends images as `image_url` parts (a remote VLM, e.g. vLLM
+serving Qwen2.5-VL); without it images are described in text by `ember.vision` first.
 This module knows the wire protocol only; it keeps no state between requests.
 """
 
@@ -20,6 +22,7 @@ from ember.engines.base import delta_from_chunk, error_from_payload, openai_body
 from ember.errors import ConfigError, EngineError, EngineUnavailable
 from ember.intake.audio import AudioClip
 from ember.types import Capabilities, Delta, GenerationParams, Message, Segment, TranscribeOptions, Transcript
+from ember.vision.prompt import wire_messages
 
 
 class _Remote:
@@ -29,6 +32,7 @@ class _Remote:
         if not spec.url:
             raise ConfigError(f"the openai engine for model {spec.model!r} needs a url (e.g. http://host:8000/v1)")
         self.spec = spec
+        self.settings = settings
         self.active = 0
         self._client: httpx.AsyncClient | None = None
 
@@ -56,11 +60,14 @@ class _Remote:
 class OpenAICompatEngine(_Remote):
     def __init__(self, spec: EngineSpec, settings: Settings) -> None:
         super().__init__(spec, settings)
-        self.capabilities = Capabilities(context_tokens=spec.ctx_size, parallel=spec.parallel)
+        vision = spec.options.get("vision") is True
+        self.capabilities = Capabilities(image=vision, context_tokens=spec.ctx_size, parallel=spec.parallel)
 
     async def stream(self, messages: list[Message], params: GenerationParams) -> AsyncIterator[Delta]:
         client = self.client()
         body = {"model": self.spec.model, **openai_body(messages, params)}
+        if any(m.images for m in messages):
+            body["messages"] = await wire_messages(messages, self.capabilities.image, self.settings)
         self.active += 1
         try:
             async with client.stream("POST", "chat/completions", json=body) as response:

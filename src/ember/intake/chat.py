@@ -1,8 +1,10 @@
-"""Chat intake: `input_audio` parts become text through the speech engine before a mode sees them.
+"""Chat intake: `input_audio` parts become text through the speech engine before a mode sees them, and
+`image_url` parts are checked and decoded (`ember.intake.images`) and attached to their parts.
 
 Each transcript replaces its audio part in the request and is reported back (the response's
-`input_transcripts` extension) so the caller sees what was heard. Image parts are left for the vision
-intake; `protocol.to_chat_request` refuses what no intake handled.
+`input_transcripts` extension) so the caller sees what was heard. Images are checked before any audio is
+heard; what they show is left to the engines (`ember.vision`). `protocol.to_chat_request` refuses what no
+intake handled.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ember.api.protocol import ChatCompletionRequest, InputAudioPart, TextPart
+from ember.api.protocol import ChatCompletionRequest, ImageURLPart, InputAudioPart, TextPart
 from ember.config import Settings
-from ember.errors import InvalidAudio
+from ember.errors import InvalidAudio, InvalidImage
 from ember.intake.audio import decode_base64_audio
+from ember.intake.images import decode_data_uri, fetch_image, refuse_url, url_kind
 from ember.types import TranscribeOptions
 
 if TYPE_CHECKING:
@@ -24,7 +27,9 @@ if TYPE_CHECKING:
 async def transcribe_audio_parts(
     body: ChatCompletionRequest, pipeline: Pipeline, settings: Settings
 ) -> list[dict[str, Any]]:
-    """Replace every `input_audio` part by its transcript; return what was heard, per part."""
+    """Check every image part (see `read_image_parts`), then replace every `input_audio` part by its
+    transcript; return what was heard, per part."""
+    await read_image_parts(body, settings)
     heard: list[dict[str, Any]] = []
     for i, message in enumerate(body.messages):
         if not isinstance(message.content, list):
@@ -55,6 +60,32 @@ async def transcribe_audio_parts(
     if heard and body.messages[-1].role == "user" and not _has_text(body.messages[-1].content):
         raise InvalidAudio("no speech was heard in the audio", param=f"messages.{len(body.messages) - 1}.content")
     return heard
+
+
+async def read_image_parts(body: ChatCompletionRequest, settings: Settings) -> int:
+    """Check and decode every `image_url` part and attach the image to it; return how many there were."""
+    parts = [
+        (f"messages.{i}.content.{j}", part)
+        for i, message in enumerate(body.messages)
+        if isinstance(message.content, list)
+        for j, part in enumerate(message.content)
+        if isinstance(part, ImageURLPart)
+    ]
+    if len(parts) > settings.image_max_count:
+        raise InvalidImage(f"at most {settings.image_max_count} images are accepted in one request", param="messages")
+    for where, part in parts:
+        url = part.image_url.url
+        kind = url_kind(url)
+        if kind == "data":
+            image = await anyio.to_thread.run_sync(
+                decode_data_uri, url, settings.image_max_bytes, settings.image_max_pixels, where
+            )
+        elif kind == "http" and settings.allow_image_urls:
+            image = await fetch_image(url, settings.image_max_bytes, settings.image_max_pixels, where)
+        else:
+            raise refuse_url(url, where)
+        part.attach(image)
+    return len(parts)
 
 
 def _has_text(content: Any) -> bool:

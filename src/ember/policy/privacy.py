@@ -4,8 +4,11 @@ retention (purging history not updated for `settings.retention_days`).
 A request reaches one person, `Principal.person(user)`. A key's owner acting for itself (no `user`) is
 also answerable for the people in its namespace (`owner/...`) and for its API keys: its export shows them
 and its erasure deletes them, keys included (hard-deleted, so the key in use stops working at once).
-Erasure is one transaction over every table that names a person; nothing about a person is cached
-outside the database (the engines' prompt caches are not keyed by person and are not touched here).
+Erasure is one transaction over the shopping tables (events, posts, friendships, post audiences), then
+one over every other table that names a person (each is idempotent, so a failed erasure is simply
+repeated); nothing about a person is cached outside the database (the engines' prompt caches are not
+keyed by person and are not touched here; the recommender's fitted model, an aggregate over consenting
+people, is refitted once their events are gone).
 
 This module decides; `SqlStore` reads and deletes the rows. It knows nothing about HTTP, and it never
 logs who was erased or what they said.
@@ -25,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ember.config import Settings
 from ember.errors import InvalidRequest
 from ember.policy.keys import Principal
+from ember.shopping.data import ShoppingData
 from ember.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
@@ -111,8 +115,10 @@ def refuse_continuing(conversation_id: str | None, flag: str = "history") -> Non
 
 def export(store: SqlStore, who: Subject, now: float | None = None) -> dict[str, Any]:
     """Everything held about `who`: stored consent flags by person (empty: defaults apply), conversations
-    with their messages, and for an owner its API keys without hashes."""
+    with their messages, for an owner its API keys without hashes, and their shopping data (events, posts,
+    friendships, and the posts shared with them by name)."""
     held = store.export_person(who.person, namespace=who.owner, keys=who.owner)
+    held |= ShoppingData(store.engine).export_person(who.person, namespace=who.owner)
     return {
         "object": "person.export",
         "id": who.person,
@@ -123,7 +129,8 @@ def export(store: SqlStore, who: Subject, now: float | None = None) -> dict[str,
 
 def forget(store: SqlStore, who: Subject) -> dict[str, Any]:
     """Hard-delete `who` from every table; the counts say what went."""
-    removed = store.delete_person(who.person, namespace=who.owner, keys=who.owner)
+    removed = ShoppingData(store.engine).delete_person(who.person, namespace=who.owner)
+    removed = store.delete_person(who.person, namespace=who.owner, keys=who.owner) | removed
     log.info("erased a person on request: %s", ", ".join(f"{n} {table}" for table, n in removed.items()))
     return {"object": "person.deleted", "id": who.person, "deleted": True, "removed": removed}
 

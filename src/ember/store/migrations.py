@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -99,10 +100,74 @@ def m0003_consent(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def m0004_shopping(conn: Connection) -> None:
+    """The catalogue, behaviour events, shared posts (with their linked items and named audience) and
+    friendships (one row per direction)."""
+    md = MetaData()
+    Table(
+        "catalog_items",
+        md,
+        Column("id", String(128), primary_key=True),
+        Column("title", Text, nullable=False),
+        Column("description", Text, nullable=False),
+        Column("category", String(128), nullable=False, index=True),
+        Column("price", Float, nullable=False),
+        Column("currency", String(8), nullable=False),
+        Column("attributes", Text, nullable=False),
+        Column("embedding", LargeBinary),
+        Column("updated_at", Float, nullable=False, index=True),
+    )
+    Table(
+        "events",
+        md,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("person", String(256), nullable=False),
+        Column("item_id", String(128), ForeignKey("catalog_items.id", ondelete="CASCADE"), nullable=False),
+        Column("kind", String(16), nullable=False),
+        Column("value", Float),
+        Column("ts", Float, nullable=False),
+        Index("ix_events_person_ts", "person", "ts"),
+        Index("ix_events_item", "item_id"),
+    )
+    Table(
+        "posts",
+        md,
+        Column("id", String(64), primary_key=True),
+        Column("author", String(256), nullable=False, index=True),
+        Column("text", Text, nullable=False),
+        Column("audience", String(16), nullable=False),
+        Column("created_at", Float, nullable=False),
+    )
+    Table(
+        "post_items",
+        md,
+        Column("post_id", String(64), ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True),
+        Column("item_id", String(128), ForeignKey("catalog_items.id", ondelete="CASCADE"), primary_key=True),
+        Index("ix_post_items_item", "item_id"),
+    )
+    Table(
+        "post_audience",
+        md,
+        Column("post_id", String(64), ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True),
+        Column("person", String(256), primary_key=True),
+        Index("ix_post_audience_person", "person"),
+    )
+    Table(
+        "friendships",
+        md,
+        Column("person", String(256), primary_key=True),
+        Column("friend", String(256), primary_key=True),
+        Column("created_at", Float, nullable=False),
+        Index("ix_friendships_friend", "friend"),
+    )
+    md.create_all(conn)
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("0001_conversations", m0001_conversations),
     ("0002_api_keys", m0002_api_keys),
     ("0003_consent", m0003_consent),
+    ("0004_shopping", m0004_shopping),
 )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Float, ForeignKey, Integer, MetaData, String, Table, Text
+from sqlalchemy import Boolean, Column, Float, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -54,4 +54,62 @@ consent = Table(
     Column("personalisation", Boolean, nullable=False),
     Column("health_storage", Boolean, nullable=False),
     Column("updated_at", Float, nullable=False),
+)
+
+# shopping (migration 0004): the catalogue, behaviour, shared posts and friendships
+catalog_items = Table(
+    "catalog_items",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("category", String(128), nullable=False, index=True),
+    Column("price", Float, nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("attributes", Text, nullable=False),  # a JSON object
+    Column("embedding", LargeBinary),  # float32 MiniLM vector of title + description; NULL until computed
+    Column("updated_at", Float, nullable=False, index=True),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("person", String(256), nullable=False),
+    Column("item_id", String(128), ForeignKey("catalog_items.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("value", Float),
+    Column("ts", Float, nullable=False),
+)
+
+posts = Table(
+    "posts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("author", String(256), nullable=False, index=True),
+    Column("text", Text, nullable=False),
+    Column("audience", String(16), nullable=False),  # public | friends | people (those in post_audience)
+    Column("created_at", Float, nullable=False),
+)
+
+post_items = Table(
+    "post_items",
+    metadata,
+    Column("post_id", String(64), ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True),
+    Column("item_id", String(128), ForeignKey("catalog_items.id", ondelete="CASCADE"), primary_key=True),
+)
+
+post_audience = Table(
+    "post_audience",
+    metadata,
+    Column("post_id", String(64), ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True),
+    Column("person", String(256), primary_key=True),
+)
+
+friendships = Table(  # one row per direction: a friendship between a and b is (a, b) and (b, a)
+    "friendships",
+    metadata,
+    Column("person", String(256), primary_key=True),
+    Column("friend", String(256), primary_key=True),
+    Column("created_at", Float, nullable=False),
 )

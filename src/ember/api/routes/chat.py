@@ -3,7 +3,8 @@
 Spoken parts (`input_audio`) are transcribed first; what was heard is returned in the Ember extension
 field `input_transcripts` (top level of the completion, or of the first chunk when streaming). Modes that
 cite sources return them in the extension field `citations` (top level, or on the chunk that carries them);
-multi-agent modes asked for `include_trace` return their agents' passes in `trace` the same way.
+multi-agent modes asked for `include_trace` return their agents' passes in `trace` the same way, and
+`ember-auto` returns the route it took, and why, in `route`.
 
 The first delta is awaited before any response is sent, so request errors found by the engine (a
 prompt beyond the context) are proper 4xx envelopes, not broken streams. When the client goes away,
@@ -85,8 +86,9 @@ async def chat_completions(
         await stack.enter_async_context(limiter.stream(principal))
         stack.push_async_callback(_debit, limiter, principal, meter)
         heard = await transcribe_audio_parts(body, pipeline, settings)
-        extra = {"input_transcripts": heard} if heard else {}
+        extra: dict[str, Any] = {"input_transcripts": heard} if heard else {}
         chat = to_chat_request(body, principal.person(body.user))
+        chat.scopes = principal.scopes
         conversation_id = await pipeline.open(chat)
         deltas = meter.watch(pipeline.chat(chat))
         stack.push_async_callback(deltas.aclose)
@@ -107,6 +109,8 @@ async def chat_completions(
         extra["citations"] = [c.as_dict() for c in last.citations]
     if last.trace:
         extra["trace"] = [step.as_dict() for step in last.trace]
+    if last.route is not None:
+        extra["route"] = last.route.as_dict()
     return JSONResponse(completion_json(cid, body.model, content, reasoning, finish, usage, extra), headers=headers)
 
 
@@ -125,7 +129,7 @@ async def _debit(limiter: Limiter, principal: Principal, meter: Meter) -> None:
         await limiter.debit(principal, meter.tokens)
 
 
-Answer = tuple[str, str, str | None, Usage, Delta]  # the last element holds the citations and the trace
+Answer = tuple[str, str, str | None, Usage, Delta]  # the last element holds citations, trace and route
 
 
 async def _collect(first: Delta | None, deltas: AsyncGenerator[Delta, None]) -> Answer:
@@ -139,6 +143,7 @@ async def _collect(first: Delta | None, deltas: AsyncGenerator[Delta, None]) -> 
         usage = delta.usage or usage
         extensions.citations = delta.citations or extensions.citations
         extensions.trace = delta.trace or extensions.trace
+        extensions.route = delta.route or extensions.route
         delta = await anext(deltas, None)
     return "".join(content), "".join(reasoning), finish, usage, extensions
 
@@ -186,8 +191,8 @@ async def _sse(
         delta = first
         while delta is not None:
             usage = delta.usage or usage
-            if delta.content or delta.reasoning or delta.finish_reason:
-                yield _event(chunk_json(cid, model, created, delta))
+            if delta.content or delta.reasoning or delta.finish_reason or delta.citations or delta.trace or delta.route:
+                yield _event(chunk_json(cid, model, created, delta))  # extensions may ride on a usage-only delta
             delta = await anext(deltas, None)
         if include_usage:
             yield _event({**chunk_json(cid, model, created, None), "usage": usage.as_dict()})

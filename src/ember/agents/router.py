@@ -1,0 +1,148 @@
+"""How `ember-auto` picks a route: cheap text features, then the first rule of a readable table that matches.
+
+Images first (to a mode that describes them); then the shape of the task, because its words mislead (a
+word problem that "buys" apples is arithmetic, not shopping; a biology question about breathing is science,
+not a health worry): a bare arithmetic expression goes to the calculator, a multiple-choice question or a
+word problem with numbers to `ember-thinking`, several separate asks to the planner; then intent: health and
+shopping wording to those modes when they are registered and the caller's key may use them; everything
+else to `ember-instant`. The features are regular
+expressions over the last user message (microseconds; no model call): they are measured by `ember eval
+auto`, not trusted. This module decides; it runs nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ember import registry
+from ember.agents.calculator import CalculationError, calculate, normalise
+from ember.types import ChatRequest, ReasoningEffort, Route, last_user_text
+
+_WORD = r"(?<![\w-])(?:{})(?![\w-])"
+_HEALTH = re.compile(
+    _WORD.format(
+        "symptoms?|diagnos\\w*|disease|illness|infection|fever|rash|pain|ache|headache|migraine|nausea|vomit\\w*|"
+        "diarrh\\w*|dizz\\w*|cough\\w*|asthma|diabet\\w*|blood pressure|hypertension|cancer|tumou?r|allerg\\w*|"
+        "medication|medicine|drug|dose|dosage|side effects?|prescri\\w*|doctor|physician|nurse|pharmac\\w*|"
+        "pregnan\\w*|vaccin\\w*|injur\\w*|swollen|swelling|bleeding|chest|breath\\w*|heart attack|stroke|"
+        "depress\\w*|anxiety|suicid\\w*|overdose"
+    ),
+    re.IGNORECASE,
+)
+_SHOPPING = re.compile(
+    _WORD.format(
+        "buy|buying|purchase|shop|shopping|recommend me|product|gift|deal|cheap(?:est)?|under \\$?\\d+|"
+        "budget of|price|add to cart|which (?:\\w+ ){0,2}should i (?:buy|get)"
+    ),
+    re.IGNORECASE,
+)
+_ASK = re.compile(r"^\s*(?:please\s+)?(?:what(?:'s| is)|calculate|compute|evaluate|how much is|solve)\s+", re.I)
+_ARITHMETIC = re.compile(r"^[\d\s+\-*/^().,%]*\d[\d\s+\-*/^().,%]*$")  # after normalise()
+_NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
+_QUANTITY = re.compile(
+    r"\b(?:how (?:many|much|long|far|old)|what (?:is|was) the (?:total|sum|cost|price|number))\b", re.I
+)
+_OPTION = re.compile(r"(?m)^\s*\(?[A-E][).:]\s+\S")
+_ENUMERATED = re.compile(r"(?m)^\s*(?:\d+[.)]|[-*•])\s+\S")
+_SEPARATE_ASK = re.compile(r"\b(?:also|at the same time|separately|in addition)\b", re.I)
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the router reads from a request; all cheap."""
+
+    images: bool
+    health: bool
+    shopping: bool
+    expression: str | None  # a bare arithmetic expression the calculator can evaluate
+    numbers: int
+    quantity_question: bool
+    options: int
+    questions: int
+    enumerated: int
+    separate_asks: bool
+
+    def signals(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if v not in (False, None, 0)}
+
+
+def features(request: ChatRequest) -> Features:
+    text = last_user_text(request.messages)
+    return Features(
+        images=any(getattr(m, "images", ()) for m in request.messages),
+        health=bool(_HEALTH.search(text)),
+        shopping=bool(_SHOPPING.search(text)),
+        expression=bare_expression(text),
+        numbers=len(_NUMBER.findall(text)),
+        quantity_question=bool(_QUANTITY.search(text)),
+        options=len(_OPTION.findall(text)),
+        questions=len(re.findall(r"\?(?:\s|$)", text)),
+        enumerated=len(_ENUMERATED.findall(text)),
+        separate_asks=bool(_SEPARATE_ASK.search(text)),
+    )
+
+
+def bare_expression(text: str) -> str | None:
+    """The arithmetic in "what is 17*23?" or "(2+3)^2", if that is all the message asks; else None."""
+    candidate = normalise(_ASK.sub("", text.strip()))
+    if not _ARITHMETIC.match(candidate) or not re.search(r"\d\s*[-+*/%]|\*\*", candidate):
+        return None
+    try:
+        calculate(candidate)
+    except CalculationError:
+        return None
+    return candidate
+
+
+def _multi_part(f: Features) -> bool:
+    return f.options == 0 and (f.questions >= 2 or f.enumerated >= 2 or (f.separate_asks and f.questions >= 1))
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    matches: Callable[[Features], bool]
+    target: str
+    reason: str
+    effort: ReasoningEffort | None = None
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("images", lambda f: f.images, "ember-instant", "the request has images: described, then answered"),
+    Rule("arithmetic", lambda f: f.expression is not None, "calculator", "a bare arithmetic expression"),
+    Rule("multiple choice", lambda f: f.options >= 2, "ember-thinking", "a multiple-choice question", "low"),
+    Rule(
+        "word problem",
+        lambda f: (
+            f.questions <= 1 and ((f.numbers >= 1 and f.quantity_question) or (f.numbers >= 2 and f.questions >= 1))
+        ),
+        "ember-thinking",
+        "a question with numbers to work out: reasoned step by step",
+        "medium",
+    ),
+    Rule("multi-part", _multi_part, "planner", "several separate asks: planned as sub-tasks"),
+    Rule("health", lambda f: f.health, "ember-health", "health wording: grounded health mode with triage"),
+    Rule("shopping", lambda f: f.shopping, "ember-shopping", "shopping wording: the recommender"),
+    Rule("default", lambda f: True, "ember-instant", "a direct question: answered at once"),
+)
+BUILT_IN_TARGETS = ("calculator", "planner")
+
+
+def usable(target: str, request: ChatRequest) -> bool:
+    """Whether `target` exists here and the caller's key may use it."""
+    if target in BUILT_IN_TARGETS:
+        return True
+    mode = registry.modes.get(target)
+    scope = str(getattr(mode, "scope", "chat"))
+    return mode is not None and (request.scopes is None or scope in request.scopes)
+
+
+def choose(request: ChatRequest) -> Route:
+    """The first rule that matches and whose target is usable for this request."""
+    found = features(request)
+    for rule in RULES:
+        if rule.matches(found) and usable(rule.target, request):
+            return Route(rule.target, rule.reason, rule.effort, {"rule": rule.name, **found.signals()})
+    raise AssertionError("the default rule always matches")

@@ -1,0 +1,78 @@
+"""`ember-auto`: spend compute only where it is needed.
+
+`ember.agents.router.choose` picks a route from cheap features; this mode then hands the request to that
+mode, answers a bare calculation with the exact calculator (no model call), or plans sub-tasks for
+specialists (`ember.agents.planner`). The route and its reason ride on the last delta (`route`, returned
+to clients as the extension field of that name, and counted in metrics); with `include_trace` the
+planner's steps come back as `trace`. The storing and consent rules of the mode it routes to apply
+(the pipeline reads the route). This mode does not generate text itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+
+from ember import registry
+from ember.agents.calculator import calculate
+from ember.agents.loop import RunBudget
+from ember.agents.planner import plan_and_run
+from ember.agents.router import choose
+from ember.agents.specialists import Context
+from ember.engines.pool import EnginePool
+from ember.types import ChatRequest, Citation, Delta, Route, TraceStep, Usage
+
+PLANNER_ROLE = "chat"
+PLANNER_BUDGET = RunBudget(max_steps=6, max_tokens=3072, wall_s=240.0)
+
+Runner = Callable[[ChatRequest, EnginePool, Route], AsyncIterator[Delta]]
+
+
+async def _by_mode(request: ChatRequest, engines: EnginePool, route: Route) -> AsyncIterator[Delta]:
+    mode = registry.modes.get(route.target)
+    assert mode is not None  # the router only picks registered modes
+    routed = replace(request, model=route.target, reasoning_effort=request.reasoning_effort or route.effort)
+    async for delta in mode.run(routed, engines):
+        yield delta
+
+
+async def _calculator(request: ChatRequest, engines: EnginePool, route: Route) -> AsyncIterator[Delta]:
+    expression = str(route.signals["expression"])
+    result = calculate(expression)
+    citation = Citation(1, "calculator", result.text(), "", "calculator", kind="step", meta={"ok": True})
+    yield Delta(content=f"{result.text()} [1]", finish_reason="stop", usage=Usage(), citations=(citation,))
+
+
+async def _planner(request: ChatRequest, engines: EnginePool, route: Route) -> AsyncIterator[Delta]:
+    engine = await engines.get(PLANNER_ROLE)
+    context = Context(engines, request.user, request.params.seed)
+    async for delta in plan_and_run(engine, request.messages, context, PLANNER_BUDGET, request.params):
+        yield delta
+
+
+RUNNERS: dict[str, Runner] = {"calculator": _calculator, "planner": _planner}
+
+
+@dataclass(frozen=True)
+class AutoMode:
+    name: str = "ember-auto"
+    description: str = (
+        "Routes each request: arithmetic to an exact calculator, several asks to a planner with specialists, "
+        "word problems to thinking, health and shopping to their modes, the rest to instant."
+    )
+    roles: tuple[str, ...] = ("chat-fast", "chat")
+
+    async def run(self, request: ChatRequest, engines: EnginePool) -> AsyncIterator[Delta]:
+        route = choose(request)
+        runner = RUNNERS.get(route.target, _by_mode)
+        async for delta in runner(request, engines, route):
+            if delta.finish_reason is not None:
+                delta.route = route
+                if not request.include_trace:
+                    delta.trace = ()
+                elif not delta.trace:
+                    delta.trace = (TraceStep(None, "route", route.reason, route.target, Usage(), 0.0, 0.0),)
+            yield delta
+
+
+registry.modes.add("ember-auto", AutoMode())

@@ -1,0 +1,2 @@
+"""Image understanding: vision specialists that describe an image for a language model without vision, and
+the wire format that sends images to one with vision."""
