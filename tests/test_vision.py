@@ -231,7 +231,8 @@ def test_the_openai_client_sends_an_image(vision_cache: Path, live_server: str, 
 
 def test_chat_cli_with_an_image(vision_cache: Path) -> None:
     env = {"EMBER_ROLES": json.dumps({"chat-fast": TINY}), "EMBER_CACHE_DIR": str(vision_cache)}
-    out = run_cli(["chat", "--image", str(SKIMAGE / "chelsea.png")], "What animal is in the picture?\n", env)
+    question = "What animal is in the picture?\n"
+    out = run_cli(["chat", "--max-tokens", "32", "--image", str(SKIMAGE / "chelsea.png")], question, env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip()
     bad = run_cli(["chat", "--image", str(SKIMAGE / "lbpcascade_frontalface_opencv.xml")], "hi\n", env)

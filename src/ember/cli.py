@@ -134,7 +134,7 @@ def models_assemble(roles: tuple[str, ...]) -> None:
 Turn = Callable[[list[Message]], AsyncIterator[Delta]]
 
 
-async def _embedded_turns(mode: str, user: str) -> tuple[Turn, Hears, Any]:
+async def _embedded_turns(mode: str, user: str, params: GenerationParams) -> tuple[Turn, Hears, Any]:
     from ember import registry
     from ember.engines.pool import EnginePool
     from ember.pipeline import Pipeline
@@ -147,7 +147,7 @@ async def _embedded_turns(mode: str, user: str) -> tuple[Turn, Hears, Any]:
     conversation: dict[str, str | None] = {"id": None}
 
     async def turn(history: list[Message]) -> AsyncIterator[Delta]:
-        request = ChatRequest(model=mode, messages=history, user=user, conversation_id=conversation["id"])
+        request = ChatRequest(mode, history, params, user=user, conversation_id=conversation["id"])
         async for delta in pipeline.chat(request):
             yield delta
         conversation["id"] = request.conversation_id
@@ -165,14 +165,14 @@ class _LazySpeech:
         return await (await self.pool.get_speech("asr")).transcribe(clip, options)
 
 
-async def _remote_turns(mode: str, url: str, api_key: str | None) -> tuple[Turn, Hears, Any]:
+async def _remote_turns(mode: str, url: str, api_key: str | None, params: GenerationParams) -> tuple[Turn, Hears, Any]:
     from ember.engines.openai_compat import OpenAICompatEngine
 
     spec = EngineSpec(engine="openai", model=mode, url=url, api_key=api_key, options={"vision": True})
     engine = OpenAICompatEngine(spec, _settings())  # images go to the server as image_url parts
     await engine.start()
     ears = await _remote_speech(url, api_key, "whisper-1")
-    return (lambda history: engine.stream(history, GenerationParams())), ears, _Closer(engine, ears)
+    return (lambda history: engine.stream(history, params)), ears, _Closer(engine, ears)
 
 
 class _Closer:
@@ -215,11 +215,20 @@ async def _lines(audio: Path | None, ears: Hears, settings: Settings) -> AsyncIt
 
 
 async def _chat_loop(
-    mode: str, url: str | None, api_key: str | None, user: str, audio: Path | None, images: tuple[Path, ...] = ()
+    mode: str,
+    url: str | None,
+    api_key: str | None,
+    user: str,
+    audio: Path | None,
+    images: tuple[Path, ...] = (),
+    max_tokens: int | None = None,
 ) -> None:
     s = _settings()
     pictures = tuple(load_image(p, s.image_max_bytes, s.image_max_pixels) for p in images)  # for the first turn
-    turn, ears, closer = await (_remote_turns(mode, url, api_key) if url else _embedded_turns(mode, user))
+    params = GenerationParams(max_tokens=max_tokens)
+    turn, ears, closer = await (
+        _remote_turns(mode, url, api_key, params) if url else _embedded_turns(mode, user, params)
+    )
     history: list[Message] = []
     try:
         async for line in _lines(audio, ears, _settings()):
@@ -246,11 +255,18 @@ async def _chat_loop(
 @click.option("--user", default="anonymous", show_default=True, help="whose history this is")
 @click.option("--audio", type=AUDIO_FILE, default=None, help="start with this spoken question (wav, mp3, ogg, webm…)")
 @click.option("--image", "images", type=AUDIO_FILE, multiple=True, help="show this image with the first question")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=None, help="cap each answer at this many tokens")
 def chat(
-    mode: str, url: str | None, api_key: str | None, user: str, audio: Path | None, images: tuple[Path, ...]
+    mode: str,
+    url: str | None,
+    api_key: str | None,
+    user: str,
+    audio: Path | None,
+    images: tuple[Path, ...],
+    max_tokens: int | None,
 ) -> None:
     """Chat in the terminal, streaming answers. /exit or Ctrl-D to leave."""
-    asyncio.run(_chat_loop(mode, url, api_key, user, audio, images))
+    asyncio.run(_chat_loop(mode, url, api_key, user, audio, images, max_tokens))
 
 
 async def _transcribe(file: Path, model: str, url: str | None, api_key: str | None, language: str | None) -> Transcript:
