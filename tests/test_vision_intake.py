@@ -80,6 +80,18 @@ def test_a_good_image_is_accepted(client: TestClient) -> None:
     assert response.json()["choices"][0]["message"]["content"]
 
 
+def test_instant_answers_described_images_with_the_larger_model(tmp_path: Path) -> None:
+    fast = {**FAKE, "options": {"replies": ["from the fast model"]}}
+    large = {**FAKE, "options": {"replies": ["from the larger model"]}}
+    with TestClient(create_app(make_settings(tmp_path, chat_fast=fast, chat=large))) as client:
+        with_image = ask([{"type": "text", "text": "what is this?"}, image_part(uri(png()))])
+        answer = client.post("/v1/chat/completions", json=with_image).json()["choices"][0]["message"]["content"]
+        assert answer == "from the larger model"
+        text_only = ask([{"type": "text", "text": "what is this?"}])
+        answer = client.post("/v1/chat/completions", json=text_only).json()["choices"][0]["message"]["content"]
+        assert answer == "from the fast model"
+
+
 def test_oversize_bytes_are_refused_before_decoding(small_client: TestClient) -> None:
     # 8 KB of base64 "A"s: valid base64 of zeros, not an image; the size is what is reported
     _refused(small_client, ask([image_part("data:image/png;base64," + "A" * 8192)]), "larger than")

@@ -1,4 +1,5 @@
-"""Ember's exception tree. Only the API layer turns these into OpenAI error envelopes.
+"""Ember's exception tree (and `shown`, to quote a caller's value in a message). Only the API layer turns
+these into OpenAI error envelopes.
 
     EmberError                       500 server_error
     ├── InvalidRequest               400 invalid_request_error
@@ -25,6 +26,13 @@ Model mistakes are not exceptions; these are for requests we refuse and for faul
 """
 
 from __future__ import annotations
+
+SHOWN_CHARS = 80
+
+
+def shown(value: str) -> str:
+    """`value` quoted for an error message, cut short: a caller's 5 MB model name is not echoed back."""
+    return repr(value if len(value) <= SHOWN_CHARS else value[:SHOWN_CHARS] + "…")
 
 
 class EmberError(Exception):

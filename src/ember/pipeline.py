@@ -17,7 +17,7 @@ import anyio
 
 from ember import registry
 from ember.engines.pool import EnginePool
-from ember.errors import ModelNotFound, NotFound
+from ember.errors import ModelNotFound, NotFound, shown
 from ember.health.triage import crisis_notice
 from ember.intake.audio import AudioClip
 from ember.modes.base import Mode
@@ -59,7 +59,7 @@ class Pipeline:
         mode = registry.modes.get(name)
         if mode is None:
             raise ModelNotFound(
-                f"The model {name!r} does not exist. Available: {', '.join(registry.modes.names())}",
+                f"The model {shown(name)} does not exist. Available: {', '.join(registry.modes.names())}",
                 param="model",
             )
         return mode
@@ -128,7 +128,8 @@ class Pipeline:
         """The mode's answer, preceded by crisis resources when the person speaks of suicide or an overdose
         (unless the mode triages itself, as ember-health does)."""
         last = last_user_text(request.messages)
-        notice = "" if getattr(mode, "triages", False) else crisis_notice(last)
+        # in a worker thread: the rules take seconds over a 5 MB message, and must not stall every other request
+        notice = "" if getattr(mode, "triages", False) else await anyio.to_thread.run_sync(crisis_notice, last)
         if notice:
             yield Delta(content=notice + "\n\n")
         async for delta in mode.run(request, self.engines):

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 import ember
 from ember import registry
-from ember.api import errors
+from ember.api import errors, openapi, request_text
 from ember.api.body_limit import BodyLimit
 from ember.api.metrics import Metrics
 from ember.api.routes import audio, chat, conversations, health, me, models, shopping, web
@@ -55,8 +55,15 @@ def create_app(settings: Settings) -> FastAPI:
             store.close()
 
     # strict_content_type=False: a JSON body is read as JSON even when a client omits the header
-    app = FastAPI(title="Ember", version=ember.__version__, lifespan=lifespan, strict_content_type=False)
+    app = FastAPI(
+        title="Ember",
+        version=ember.__version__,
+        lifespan=lifespan,
+        strict_content_type=False,
+        dependencies=[Depends(request_text.require_text)],  # a lone surrogate or NUL: 400, not a 500 in the store
+    )
     errors.install(app)
+    openapi.install(app)  # the schema documents the error envelope Ember answers with
     for module in (chat, audio, models, conversations, me, health, shopping):
         app.include_router(module.router)
     web.install(app)  # the chat page at / and its files under /web

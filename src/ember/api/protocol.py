@@ -1,6 +1,7 @@
 """OpenAI wire format: lenient request models (unknown fields accepted and logged), exact responses.
 
-Types are strict (a string where a number belongs is a 400, not a coercion). Audio and image parts are
+Types are strict (a string where a number belongs is a 400, not a coercion; a whole number such as
+`5.0` is an integer, as JSON has it). Audio and image parts are
 read by intake (`ember.intake.chat`), which replaces audio by its transcript and attaches each checked
 image to its part; a part no intake handled is refused here.
 This module converts between the wire and `ember.types`; it does no I/O.
@@ -12,12 +13,25 @@ import time
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
 
 from ember.errors import InvalidRequest, UnsupportedContent
 from ember.types import ChatRequest, Delta, GenerationParams, Image, Message, ReasoningEffort, Usage
 
 MAX_STOP_SEQUENCES = 4
+MAX_TOKENS_CAP = 2**20  # more than any context Ember runs; keeps absurd values away from C engines
+CONVERSATION_ID = r"^[A-Za-z0-9_.:-]+$"
+SAFE_INT = 2**53  # the integers every JSON reader holds exactly (I-JSON, RFC 7493)
+
+
+def _whole(value: Any) -> Any:
+    """JSON has one number type: `5.0` is the integer 5 (JSON Schema agrees); `5.5` and `"5"` stay wrong."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+TokenCount = Annotated[int, Field(ge=1, le=MAX_TOKENS_CAP), BeforeValidator(_whole)]
+Seed = Annotated[int, Field(ge=-SAFE_INT, le=SAFE_INT), BeforeValidator(_whole)]
+OneChoice = Annotated[int, Field(ge=1, le=1), BeforeValidator(_whole)]
 
 
 class _Lenient(BaseModel):
@@ -75,16 +89,20 @@ class ChatCompletionRequest(_Lenient):
     messages: list[ChatMessageIn] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: TokenCount | None = None
+    max_completion_tokens: TokenCount | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     stop: str | list[str] | None = None
-    seed: int | None = None
-    n: int | None = Field(default=None, ge=1, le=1, description="only one choice is generated")
+    seed: Seed | None = None
+    n: OneChoice | None = Field(default=None, description="only one choice is generated")
     user: str | None = Field(default=None, min_length=1, max_length=256)
     conversation_id: str | None = Field(
-        default=None, max_length=64, description="Ember extension: continue a stored conversation"
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=CONVERSATION_ID,  # it comes back in a response header: ASCII letters, digits and _ . : - only
+        description="Ember extension: continue a stored conversation",
     )
     reasoning_effort: ReasoningEffort | None = Field(
         default=None, description="thinking budget of the reasoning modes (ember-thinking, ember-contemplating)"

@@ -19,7 +19,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from ember.errors import InvalidAudio, PayloadTooLarge
+from ember.errors import InvalidAudio, PayloadTooLarge, shown
 
 SAMPLE_RATE = 16_000
 FORMATS = ("wav", "mp3", "ogg", "webm", "m4a", "mp4", "flac", "opus", "aac", "mpeg", "mpga", "oga")
@@ -94,7 +94,7 @@ def decode_base64_audio(data: str, fmt: str, max_bytes: int, max_seconds: float,
     """An `input_audio` part: base64 `data` in `fmt`; size-checked before decoding the audio."""
     if fmt.lower() not in FORMATS:
         raise InvalidAudio(
-            f"{where}: audio format {fmt!r} is not supported; use one of {', '.join(FORMATS)}", param=where
+            f"{where}: audio format {shown(fmt)} is not supported; use one of {', '.join(FORMATS)}", param=where
         )
     if len(data) * 3 // 4 > max_bytes:
         raise PayloadTooLarge(f"{where}: the audio is larger than {max_bytes // 2**20} MB", param=where)
@@ -102,4 +102,7 @@ def decode_base64_audio(data: str, fmt: str, max_bytes: int, max_seconds: float,
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidAudio(f"{where}: the audio data is not valid base64", param=where) from exc
-    return decode_audio(raw, f"audio.{fmt.lower()}", max_seconds)
+    try:
+        return decode_audio(raw, f"audio.{fmt.lower()}", max_seconds)
+    except InvalidAudio as exc:  # name the part, not an upload's `file`
+        raise InvalidAudio(f"{where}: {exc.message}", param=where) from exc

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 
+import anyio
+
 from ember import registry
 from ember.agents.calculator import calculate
 from ember.agents.loop import RunBudget
@@ -63,7 +65,7 @@ class AutoMode:
     roles: tuple[str, ...] = ("chat-fast", "chat")
 
     async def run(self, request: ChatRequest, engines: EnginePool) -> AsyncIterator[Delta]:
-        route = choose(request)
+        route = await anyio.to_thread.run_sync(choose, request)  # regexes over all the text: off the event loop
         runner = RUNNERS.get(route.target, _by_mode)
         async for delta in runner(request, engines, route):
             if delta.finish_reason is not None:

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from ember.api.deps import LimiterDep, PipelineDep, PrincipalDep, SettingsDep
 from ember.engines.pool import EnginePool
-from ember.errors import ModelNotFound, PayloadTooLarge
+from ember.errors import ModelNotFound, PayloadTooLarge, shown
 from ember.intake.audio import decode_audio
 from ember.types import TranscribeOptions, Transcript
 
@@ -27,7 +27,7 @@ def speech_role(model: str, pool: EnginePool) -> str:
     role = ALIASES.get(model, model)
     if not pool.is_speech(role):
         known = ", ".join(["whisper-1", *pool.speech_roles()])
-        raise ModelNotFound(f"The speech model {model!r} does not exist. Available: {known}", param="model")
+        raise ModelNotFound(f"The speech model {shown(model)} does not exist. Available: {known}", param="model")
     return role
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from ember import registry
 from ember.api.deps import PrincipalDep, SettingsDep
 from ember.config import Settings
-from ember.errors import ModelNotFound
+from ember.errors import ModelNotFound, shown
 from ember.modes.base import Mode
 
 router = APIRouter()
@@ -40,4 +40,4 @@ async def get_model(model_id: str, settings: SettingsDep, _: PrincipalDep) -> di
     for mode in available_modes(settings):
         if mode.name == model_id:
             return _model_json(mode)
-    raise ModelNotFound(f"The model {model_id!r} does not exist", param="model")
+    raise ModelNotFound(f"The model {shown(model_id)} does not exist", param="model")

@@ -1,0 +1,159 @@
+"""Schema fuzzing: schemathesis generates requests from Ember's own /openapi.json, valid ones and invalid
+ones, and sends them to an in-process app on the fake engine; no answer may be a 5xx, and every answer's
+status, content type and body must be the ones the schema documents.
+
+`make test` runs a few examples per operation; `make fuzz` many (FUZZ_EXAMPLES per operation and mode,
+within FUZZ_SECONDS each)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import jsonschema
+import pytest
+import schemathesis
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
+from schemathesis.checks import not_a_server_error
+from schemathesis.python import asgi
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from ember.api.app import create_app
+from ember.api.openapi import CHAT_COMPLETION, ERROR_RESPONSE
+from ember.api.protocol import MAX_TOKENS_CAP
+
+from .conftest import make_settings
+
+FUZZING = "FUZZ_EXAMPLES" in os.environ  # `make fuzz`: new random inputs each run; `make test`: the same few
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "6"))
+SECONDS = float(os.environ.get("FUZZ_SECONDS", "20"))
+CACHE = Path.home() / ".cache" / "ember"
+HEALTH_INDEX = any((CACHE / "health").glob("knowledge-*/vectors.npy"))
+MODES = ["ember-instant", "ember-thinking", "ember-contemplating", "ember-auto", "ember-shopping"]
+MODES += ["ember-health"] if HEALTH_INDEX else []  # without its index, ember-health is a 500 asset_unavailable
+CHECKS = [
+    negative_data_rejection,
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+
+def _app(tmp: Path) -> FastAPI:
+    settings = make_settings(tmp, chat_fast={"engine": "fake", "model": "fake", "ctx_size": 256})
+    if HEALTH_INDEX:
+        settings.cache_dir = CACHE  # the packaged models and the knowledge index `make test` built
+    return create_app(settings)
+
+
+def _operations() -> list[tuple[str, str]]:
+    with tempfile.TemporaryDirectory() as tmp:  # the schema only: the app is never started
+        spec = _app(Path(tmp)).openapi()
+    return [(method.upper(), path) for path, ops in spec["paths"].items() for method in ops]
+
+
+def _with_mode(pair: tuple[schemathesis.Case, str]) -> schemathesis.Case:
+    """A generated chat request aimed at a real mode (a random `model` is only ever a 404)."""
+    case, mode = pair
+    if isinstance(case.body, dict):
+        case.body["model"] = mode
+    return case
+
+
+@pytest.fixture(scope="module")
+def fuzz_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesis.BaseSchema]:
+    schema = schemathesis.openapi.from_asgi("/openapi.json", _app(tmp_path_factory.mktemp("fuzz")))
+    yield schema
+    asgi.shutdown_lifespans()
+
+
+@pytest.mark.parametrize("mode", [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE])
+@pytest.mark.parametrize(("method", "path"), _operations())
+def test_operation_conforms(
+    fuzz_schema: schemathesis.BaseSchema, method: str, path: str, mode: schemathesis.GenerationMode
+) -> None:
+    operation = fuzz_schema[path][method]
+    deadline = time.monotonic() + SECONDS
+    cases = operation.as_strategy(generation_mode=mode)
+    if path == "/v1/chat/completions" and mode == schemathesis.GenerationMode.POSITIVE:
+        cases = st.tuples(cases, st.sampled_from(MODES)).map(_with_mode)
+
+    @settings(
+        max_examples=EXAMPLES,
+        derandomize=not FUZZING,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=cases)
+    def run(case: schemathesis.Case) -> None:
+        if time.monotonic() < deadline:
+            case.call_and_validate(checks=CHECKS)
+
+    try:
+        run()
+    except Unsatisfiable:  # every input the schema allows is valid (a bare string path parameter)
+        pytest.skip(f"{method} {path} has no invalid input to send")
+
+
+# -- the schema itself: regression tests for what the fuzzer found ---------------------------------------
+
+
+def test_the_schema_documents_the_error_envelope_not_422(client: TestClient) -> None:
+    """FastAPI documented a 422 body that Ember never sends; every refusal is the OpenAI envelope."""
+    spec = client.get("/openapi.json").json()
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert "422" not in responses, (method, path)
+            for status in ("4XX", "5XX"):
+                schema = responses[status]["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (method, path)
+    refusal = client.post("/v1/chat/completions", json={"model": "ember-instant", "messages": []})
+    assert refusal.status_code == 400
+    jsonschema.validate(refusal.json(), ERROR_RESPONSE)
+
+
+def test_the_schema_describes_content_parts_and_the_completion(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    content = schemas["ChatMessageIn"]["properties"]["content"]["anyOf"]
+    (parts,) = [branch["items"] for branch in content if branch.get("type") == "array"]
+    assert parts["discriminator"]["mapping"] == {
+        "text": "#/components/schemas/TextPart",
+        "image_url": "#/components/schemas/ImageURLPart",
+        "input_audio": "#/components/schemas/InputAudioPart",
+    }
+    assert schemas["ImageURLPart"]["properties"]["image_url"] == {"$ref": "#/components/schemas/ImageURL"}
+    ok = spec["paths"]["/v1/chat/completions"]["post"]["responses"]["200"]["content"]
+    assert set(ok) == {"application/json", "text/event-stream"}
+    answer = client.post(
+        "/v1/chat/completions", json={"model": "ember-instant", "messages": [{"role": "user", "content": "hi"}]}
+    )
+    assert answer.status_code == 200
+    jsonschema.validate(answer.json(), CHAT_COMPLETION)
+
+
+def test_the_schema_states_the_real_bounds(client: TestClient) -> None:
+    """Constraints on Annotated integers showed as `ge`/`le`, which JSON Schema ignores."""
+    props = client.get("/openapi.json").json()["components"]["schemas"]["ChatCompletionRequest"]["properties"]
+    (max_tokens,) = [b for b in props["max_tokens"]["anyOf"] if b.get("type") == "integer"]
+    assert max_tokens["minimum"] == 1 and max_tokens["maximum"] == MAX_TOKENS_CAP and "le" not in max_tokens
+    (n,) = [b for b in props["n"]["anyOf"] if b.get("type") == "integer"]
+    assert n["minimum"] == n["maximum"] == 1
+    (conversation,) = [b for b in props["conversation_id"]["anyOf"] if b.get("type") == "string"]
+    assert conversation["pattern"] == "^[A-Za-z0-9_.:-]+$"
