@@ -230,7 +230,7 @@ def test_the_openai_client_sends_an_image(vision_cache: Path, live_server: str, 
 
 
 def test_chat_cli_with_an_image(vision_cache: Path) -> None:
-    env = {"EMBER_ROLES": json.dumps({"chat-fast": TINY}), "EMBER_CACHE_DIR": str(vision_cache)}
+    env = {"EMBER_ROLES": json.dumps({"chat-fast": TINY, "chat": TINY}), "EMBER_CACHE_DIR": str(vision_cache)}
     question = "What animal is in the picture?\n"
     out = run_cli(["chat", "--max-tokens", "32", "--image", str(SKIMAGE / "chelsea.png")], question, env)
     assert out.returncode == 0, out.stderr
