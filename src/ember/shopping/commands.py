@@ -76,14 +76,7 @@ def import_demo() -> None:
     """The demo shop: 41 items, 7 fictional people's behaviour, friendships and 5 shared posts."""
     from ember.shopping.demo import load_shop
 
-    shop = _shop()
-    try:
-        reports, people = load_shop(shop)
-        for report in reports:
-            _echo(report, "demo")
-        click.echo(f"personalisation consent turned on for the {people} fictional demo people")
-    finally:
-        shop.close()
+    _load(load_shop, "demo", "fictional demo people")
 
 
 @import_.command("movielens")
@@ -91,11 +84,16 @@ def import_movielens() -> None:
     """MovieLens-100k from the recbole package: 1,682 films (demo price) and 100,000 ratings."""
     from ember.shopping.demo import load_movielens
 
+    _load(load_movielens, "movielens", "anonymous MovieLens people (ml-<id>)")
+
+
+def _load(loader: Callable[[Shop], tuple[list[Report], int]], name: str, who: str) -> None:
+    """Run a bundled data set's loader, print its reports and whose consent it turned on."""
     shop = _shop()
     try:
-        reports, people = load_movielens(shop)
+        reports, people = loader(shop)
         for report in reports:
-            _echo(report, "movielens")
-        click.echo(f"personalisation consent turned on for the {people} anonymous MovieLens people (ml-<id>)")
+            _echo(report, name)
+        click.echo(f"personalisation consent turned on for the {people} {who}")
     finally:
         shop.close()

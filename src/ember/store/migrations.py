@@ -104,6 +104,12 @@ def m0004_shopping(conn: Connection) -> None:
     """The catalogue, behaviour events, shared posts (with their linked items and named audience) and
     friendships (one row per direction)."""
     md = MetaData()
+    _catalogue_and_events(md)
+    _posts_and_friends(md)
+    md.create_all(conn)
+
+
+def _catalogue_and_events(md: MetaData) -> None:
     Table(
         "catalog_items",
         md,
@@ -129,6 +135,9 @@ def m0004_shopping(conn: Connection) -> None:
         Index("ix_events_person_ts", "person", "ts"),
         Index("ix_events_item", "item_id"),
     )
+
+
+def _posts_and_friends(md: MetaData) -> None:
     Table(
         "posts",
         md,
@@ -160,7 +169,6 @@ def m0004_shopping(conn: Connection) -> None:
         Column("created_at", Float, nullable=False),
         Index("ix_friendships_friend", "friend"),
     )
-    md.create_all(conn)
 
 
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
