@@ -32,6 +32,7 @@ from ember.eval.vision import vision as vision_eval
 from ember.intake.audio import AudioClip, load_audio
 from ember.intake.images import load_image
 from ember.shopping.commands import import_
+from ember.reliability.cli import reliability
 from ember.types import ChatRequest, Delta, GenerationParams, Message, TranscribeOptions, Transcript
 
 if TYPE_CHECKING:
@@ -395,6 +396,7 @@ eval_.add_command(vision_eval)
 eval_.add_command(auto_eval)
 eval_.add_command(recs_eval)
 main.add_command(import_)
+main.add_command(reliability)
 
 
 @main.group()
