@@ -31,8 +31,8 @@ from ember.eval.speech import speech
 from ember.eval.vision import vision as vision_eval
 from ember.intake.audio import AudioClip, load_audio
 from ember.intake.images import load_image
-from ember.shopping.commands import import_
 from ember.reliability.cli import reliability
+from ember.shopping.commands import import_
 from ember.types import ChatRequest, Delta, GenerationParams, Message, TranscribeOptions, Transcript
 
 if TYPE_CHECKING:
