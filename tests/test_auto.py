@@ -17,6 +17,7 @@ from ember import registry
 from ember.agents.calculator import CalculationError, calculate
 from ember.agents.loop import RunBudget, Step, run_steps
 from ember.agents.planner import offered, parse_plan, plan_schema
+from ember.agents.program import run_program
 from ember.agents.router import choose
 from ember.agents.specialists import Budget, Context, Observation
 from ember.api.app import create_app
@@ -101,15 +102,15 @@ def route_of(text: str, scopes: frozenset[str] | None = None) -> tuple[str, str 
     [
         ("What is 12345 * 6789?", "calculator"),
         ("(2+3)^2", "calculator"),
-        (GSM8K_LIKE, "ember-thinking"),
-        (ARC_LIKE, "ember-thinking"),
+        (GSM8K_LIKE, "program"),
+        (ARC_LIKE, "choice"),
         (MULTI_PART, "planner"),
         ("1. Draft a haiku about rain\n2. List three uses of vinegar", "planner"),
         ("Tell me a fun fact about octopuses.", "ember-instant"),
         ("Write a short thank-you note to my neighbour.", "ember-instant"),
         ("I have chest pain and I can't catch my breath", "ember-health"),
-        ("Tom buys 3 shirts at $12 each. How much does he spend?", "ember-thinking"),
-        ("Which organ helps people breathe?\nA. lungs\nB. liver\nC. skin", "ember-thinking"),
+        ("Tom buys 3 shirts at $12 each. How much does he spend?", "program"),
+        ("Which organ helps people breathe?\nA. lungs\nB. liver\nC. skin", "choice"),
         ("Recommend a gift for my dad, he likes hiking", "ember-shopping"),
     ],
 )
@@ -144,6 +145,72 @@ def test_auto_reports_its_route_in_streams(tmp_path: Path) -> None:
         assert routes == [{"target": "ember-instant", "reason": routes[0]["reason"], "signals": {"rule": "default"}}]
         text = "".join(e["choices"][0]["delta"].get("content", "") for e in events[1:] if isinstance(e, dict))
         assert text == "You said: Say hello."
+
+
+def test_word_problems_are_solved_by_running_the_models_program_exactly(tmp_path: Path) -> None:
+    program = "```python\napril = 48\nmay = april / 2\nanswer = april + may\n```\nAnswer: answer"
+    with TestClient(create_app(settings_with(tmp_path, [program]))) as client:
+        body = ask(client, GSM8K_LIKE)
+        assert body["route"]["target"] == "program"
+        assert body["choices"][0]["message"]["content"].endswith("Answer: 72")
+        assert body["citations"][0]["title"] == "april = 48\nmay = april / 2\nanswer = april + may"
+        assert body["usage"]["completion_tokens"] > 0
+        asked = engine(client, "chat").calls[0][0][0].content
+        assert "variable named answer" in asked
+
+
+def test_a_program_that_does_not_run_is_escalated_to_thinking(tmp_path: Path) -> None:
+    replies = ["import os\nanswer = os.getpid()", "first, halve 48", "72"]
+    with TestClient(create_app(settings_with(tmp_path, replies))) as client:
+        body = ask(client, GSM8K_LIKE)
+        assert body["route"]["target"] == "ember-thinking"
+        assert "the program failed" in body["route"]["reason"] and "import os" in body["route"]["reason"]
+        assert body["choices"][0]["message"]["content"] == "72"
+        assert body["choices"][0]["message"]["reasoning_content"] == "first, halve 48"
+        assert len(engine(client, "chat").calls) == 3  # program, thinking, answer
+
+
+def test_multiple_choice_is_answered_directly_within_a_short_cap(tmp_path: Path) -> None:
+    reply = "Answer: B\nPlants take in carbon dioxide for photosynthesis " + "and so on " * 40
+    with TestClient(create_app(settings_with(tmp_path, [reply]))) as client:
+        body = ask(client, ARC_LIKE, max_tokens=500)
+        assert body["route"]["target"] == "choice"
+        assert body["choices"][0]["message"]["content"].startswith("Answer: B")
+        assert body["usage"]["completion_tokens"] == 64  # CHOICE_TOKENS caps the request's 500
+        assert len(engine(client, "chat").calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("code", "value"),
+    [
+        ("eggs = 3 * 12\nanswer = eggs - 5", "31"),
+        ("price = 2.5\ncount = 4\ntotal = price * count\ntotal -= 1\nprint(total)", "9"),
+        ('"""docstring"""\nshare = 10 / 3\nprint("each gets", share)', "3.33333333333333"),
+        ("a = 7\nanswer = int(a / 2) + max(1, 2)", "5"),
+    ],
+)
+def test_programs_run_exactly(code: str, value: str) -> None:
+    assert run_program(code).decimal == value
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import os",
+        "x = __import__('os')",
+        "for i in range(3):\n    answer = i",
+        "answer = 'text'",
+        "x.y = 3",
+        "def f():\n    return 1",
+        "a, b = 1, 2",
+        "answer = open('f').read()",
+        "x = 1\n" * 41,
+        "",
+    ],
+)
+def test_programs_outside_the_allow_list_are_refused(code: str) -> None:
+    with pytest.raises(CalculationError):
+        run_program(code)
 
 
 # --- the planner and the loop -----------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,8 +52,10 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "lcm": sympy.lcm,
     "min": sympy.Min,
     "max": sympy.Max,
+    "int": lambda x: sympy.Integer(int(x)),
+    "float": lambda x: x,
 }
-_CONSTANTS: dict[str, Any] = {"pi": sympy.pi, "e": sympy.E}
+CONSTANTS: dict[str, Any] = {"pi": sympy.pi, "e": sympy.E}
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%(?!\s*[\d(])")
 
 
@@ -96,16 +98,25 @@ def calculate(expression: str) -> Result:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
         raise CalculationError(f"not an arithmetic expression: {expression!r}") from exc
+    return result(expression.strip(), evaluate(tree.body))
+
+
+def evaluate(node: ast.AST, names: Mapping[str, Any] = CONSTANTS) -> Any:
+    """The exact value of the allowed expression `node`, with `names` bound (pi and e by default)."""
     try:
-        value = _evaluate(tree.body)
+        value = _evaluate(node, names)
     except ZeroDivisionError as exc:
         raise CalculationError("division by zero") from exc
     if value.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
         raise CalculationError("the result is undefined or infinite (division by zero?)")
-    exact = str(value)
-    if len(exact) > MAX_RESULT_DIGITS:
+    if len(str(value)) > MAX_RESULT_DIGITS:
         raise CalculationError(f"the result has more than {MAX_RESULT_DIGITS} digits")
-    return Result(expression.strip(), exact, _decimal(value))
+    return value
+
+
+def result(expression: str, value: Any) -> Result:
+    """`value` (from `evaluate`) in exact and decimal form, labelled with what produced it."""
+    return Result(expression, str(value), _decimal(value))
 
 
 def _decimal(value: Any) -> str:
@@ -126,23 +137,23 @@ def _check_power(base: Any, exponent: Any) -> None:
         raise CalculationError(f"the result would have more than {MAX_RESULT_DIGITS} digits")
 
 
-def _evaluate(node: ast.AST) -> Any:
-    """Build the sympy value of one allowed node; refuse everything else."""
+def _evaluate(node: ast.AST, names: Mapping[str, Any] = CONSTANTS) -> Any:
+    """Build the sympy value of one allowed node, with `names` bound; refuse everything else."""
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
         return sympy.Rational(str(node.value)) if isinstance(node.value, float) else sympy.Integer(node.value)
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        left, right = _evaluate(node.left), _evaluate(node.right)
+        left, right = _evaluate(node.left, names), _evaluate(node.right, names)
         if isinstance(node.op, ast.Pow):
             _check_power(left, right)
         return _BINARY[type(node.op)](left, right)
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        return _UNARY[type(node.op)](_evaluate(node.operand))
-    if isinstance(node, ast.Name) and node.id in _CONSTANTS:
-        return _CONSTANTS[node.id]
+        return _UNARY[type(node.op)](_evaluate(node.operand, names))
+    if isinstance(node, ast.Name) and node.id in names:
+        return names[node.id]
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS:
         if node.keywords:
             raise CalculationError("functions take positional arguments only")
-        args = [_evaluate(arg) for arg in node.args]
+        args = [_evaluate(arg, names) for arg in node.args]
         if node.func.id == "factorial" and (not args or abs(args[0]) > MAX_EXPONENT // 10):
             raise CalculationError(f"factorial is limited to n ≤ {MAX_EXPONENT // 10}")
         try:

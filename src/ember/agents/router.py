@@ -2,8 +2,10 @@
 
 Images first (to a mode that describes them); then the shape of the task, because its words mislead (a
 word problem that "buys" apples is arithmetic, not shopping; a biology question about breathing is science,
-not a health worry): a bare arithmetic expression goes to the calculator, a multiple-choice question or a
-word problem with numbers to `ember-thinking`, several separate asks to the planner; then intent: health and
+not a health worry): a bare arithmetic expression goes to the calculator, a multiple-choice question to a
+direct answer from the `chat` model, a word problem with numbers to a program that model writes and the
+calculator runs (escalated to `ember-thinking` when it does not run), several separate asks to the planner;
+then intent: health and
 shopping wording to those modes when they are registered and the caller's key may use them; everything
 else to `ember-instant`. The features are regular
 expressions over the last user message (microseconds; no model call): they are measured by `ember eval
@@ -112,22 +114,22 @@ class Rule:
 RULES: tuple[Rule, ...] = (
     Rule("images", lambda f: f.images, "ember-instant", "the request has images: described, then answered"),
     Rule("arithmetic", lambda f: f.expression is not None, "calculator", "a bare arithmetic expression"),
-    Rule("multiple choice", lambda f: f.options >= 2, "ember-thinking", "a multiple-choice question", "low"),
+    Rule("multiple choice", lambda f: f.options >= 2, "choice", "a multiple-choice question: answered directly"),
     Rule(
         "word problem",
         lambda f: (
             f.questions <= 1 and ((f.numbers >= 1 and f.quantity_question) or (f.numbers >= 2 and f.questions >= 1))
         ),
-        "ember-thinking",
-        "a question with numbers to work out: reasoned step by step",
-        "medium",
+        "program",
+        "a question with numbers to work out: the model writes the arithmetic, the calculator runs it",
+        "low",
     ),
     Rule("multi-part", _multi_part, "planner", "several separate asks: planned as sub-tasks"),
     Rule("health", lambda f: f.health, "ember-health", "health wording: grounded health mode with triage"),
     Rule("shopping", lambda f: f.shopping, "ember-shopping", "shopping wording: the recommender"),
     Rule("default", lambda f: True, "ember-instant", "a direct question: answered at once"),
 )
-BUILT_IN_TARGETS = ("calculator", "planner")
+BUILT_IN_TARGETS = ("calculator", "choice", "program", "planner")
 
 
 def usable(target: str, request: ChatRequest) -> bool:

@@ -16,15 +16,22 @@ from dataclasses import dataclass, replace
 import anyio
 
 from ember import registry
-from ember.agents.calculator import calculate
+from ember.agents.calculator import CalculationError, calculate
 from ember.agents.loop import RunBudget
 from ember.agents.planner import plan_and_run
+from ember.agents.program import write_program
 from ember.agents.router import choose
 from ember.agents.specialists import Context
 from ember.engines.pool import EnginePool
+from ember.modes.reasoning import with_system
 from ember.types import ChatRequest, Citation, Delta, Route, TraceStep, Usage
 
-PLANNER_ROLE = "chat"
+PLANNER_ROLE = PROGRAM_ROLE = "chat"
+CHOICE_TOKENS = 64
+CHOICE_PROMPT = (
+    'Answer the multiple-choice question directly: start with a line of the form "Answer: <letter>", '
+    "then give one short sentence saying why."
+)
 PLANNER_BUDGET = RunBudget(max_steps=6, max_tokens=3072, wall_s=240.0)
 
 Runner = Callable[[ChatRequest, EnginePool, Route], AsyncIterator[Delta]]
@@ -45,14 +52,48 @@ async def _calculator(request: ChatRequest, engines: EnginePool, route: Route) -
     yield Delta(content=f"{result.text()} [1]", finish_reason="stop", usage=Usage(), citations=(citation,))
 
 
+async def _program(request: ChatRequest, engines: EnginePool, route: Route) -> AsyncIterator[Delta]:
+    """A word problem: the `chat` model writes straight-line arithmetic and the calculator runs it exactly;
+    a program that does not run is escalated to `ember-thinking` (the route says so)."""
+    engine = await engines.get(PROGRAM_ROLE)
+    try:
+        program = await write_program(engine, request.messages, request.params)
+    except CalculationError as exc:
+        escalated = replace(
+            route, target="ember-thinking", reason=f"{route.reason}; the program failed ({exc}): escalated"
+        )
+        async for delta in _by_mode(request, engines, escalated):
+            delta.route = escalated if delta.finish_reason is not None else None
+            yield delta
+        return
+    value = program.answer.decimal
+    citation = Citation(1, "program", program.code, "", "calculator", kind="step", meta={"ok": True})
+    text = f"Worked out exactly [1]:\n\n```python\n{program.code}\n```\n\nAnswer: {value}"
+    yield Delta(content=text, finish_reason="stop", usage=program.usage, citations=(citation,))
+
+
+async def _choice(request: ChatRequest, engines: EnginePool, route: Route) -> AsyncIterator[Delta]:
+    """A multiple-choice question: the `chat` model names the option at once, then says why in a sentence
+    (what this costs and wins against thinking first is measured by `ember eval auto`, docs/auto.md)."""
+    engine = await engines.get(PROGRAM_ROLE)
+    params = replace(request.params, max_tokens=min(request.params.max_tokens or CHOICE_TOKENS, CHOICE_TOKENS))
+    async for delta in engine.stream(with_system(request.messages, CHOICE_PROMPT), params):
+        yield delta
+
+
 async def _planner(request: ChatRequest, engines: EnginePool, route: Route) -> AsyncIterator[Delta]:
     engine = await engines.get(PLANNER_ROLE)
-    context = Context(engines, request.user, request.params.seed)
+    context = Context(engines, request.user, request.params.seed, request.scopes)
     async for delta in plan_and_run(engine, request.messages, context, PLANNER_BUDGET, request.params):
         yield delta
 
 
-RUNNERS: dict[str, Runner] = {"calculator": _calculator, "planner": _planner}
+RUNNERS: dict[str, Runner] = {
+    "calculator": _calculator,
+    "choice": _choice,
+    "program": _program,
+    "planner": _planner,
+}
 
 
 @dataclass(frozen=True)
@@ -69,7 +110,7 @@ class AutoMode:
         runner = RUNNERS.get(route.target, _by_mode)
         async for delta in runner(request, engines, route):
             if delta.finish_reason is not None:
-                delta.route = route
+                delta.route = delta.route or route
                 if not request.include_trace:
                     delta.trace = ()
                 elif not delta.trace:
