@@ -3,7 +3,8 @@ and speech to text for intake and the transcription endpoint.
 
 Intake (validation) happens before this, in the API or CLI; policy (keys, limits, consent) will sit
 between intake and routing. The pipeline does not know about HTTP or SSE, nor about metrics: it reports
-what it did to an optional `PipelineObserver`.
+what it did to an optional `PipelineObserver`. An answer's end reaches the caller only after its exchange
+is committed (see `Pipeline.chat`): a client told an answer is complete can always find it stored.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import anyio
@@ -26,6 +28,27 @@ from ember.store.sql import SqlStore, StoredAnswer, new_conversation_id
 from ember.types import ChatRequest, Delta, Route, TranscribeOptions, Transcript, Usage, last_user_text
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Answer:
+    """What a mode has answered so far."""
+
+    content: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    finish: str | None = None
+    usage: Usage | None = None
+    route: Route | None = None
+    first_token_s: float | None = None
+
+    def add(self, delta: Delta, elapsed_s: float) -> None:
+        if self.first_token_s is None and (delta.content or delta.reasoning):
+            self.first_token_s = elapsed_s
+        self.content.append(delta.content)
+        self.reasoning.append(delta.reasoning)
+        self.finish = delta.finish_reason or self.finish
+        self.usage = delta.usage or self.usage
+        self.route = delta.route or self.route
 
 
 class PipelineObserver(Protocol):
@@ -93,36 +116,46 @@ class Pipeline:
         return transcript
 
     async def chat(self, request: ChatRequest) -> AsyncGenerator[Delta, None]:
-        """Stream the answer. The exchange is stored when the stream ends, even if the client left."""
+        """Stream the answer. The end of it (the delta with `finish_reason`, and any after it) is held back
+        until the exchange is committed to the store, so a client that was told the answer is complete
+        finds it stored, even if the server dies a moment later. If the answer fails or the client leaves
+        first, what was generated is stored as `cancelled`."""
         mode = self.mode(request.model)
         if request.conversation_id is None:
             await self.open(request)
-        content: list[str] = []
-        reasoning: list[str] = []
-        finish: str | None = None
-        usage: Usage | None = None
-        route: Route | None = None
-        first_token_s: float | None = None
+        answer = _Answer()
+        held: list[Delta] = []  # the end of the answer, yielded once the exchange is stored
+        committing = False
         started = time.perf_counter()
         try:
             async for delta in self._answer(mode, request):
-                if first_token_s is None and (delta.content or delta.reasoning):
-                    first_token_s = time.perf_counter() - started
-                content.append(delta.content)
-                reasoning.append(delta.reasoning)
-                finish = delta.finish_reason or finish
-                usage = delta.usage or usage
+                answer.add(delta, time.perf_counter() - started)
                 if delta.route is not None and self.observer is not None:
                     self.observer.routed(request.model, delta.route)
-                route = delta.route or route
+                if answer.finish is not None:
+                    held.append(delta)
+                else:
+                    yield delta
+            committing = True
+            await self._store(request, answer)
+            for delta in held:
                 yield delta
         finally:
             if self.observer is not None:
-                self.observer.chat_done(request.model, usage, first_token_s, time.perf_counter() - started)
-            if (any(content) or finish) and request.conversation_id is not None:
-                answer = StoredAnswer("".join(content), "".join(reasoning), finish or "cancelled", usage)
-                with anyio.CancelScope(shield=True):
-                    await self._save(request, answer, route)
+                self.observer.chat_done(
+                    request.model, answer.usage, answer.first_token_s, time.perf_counter() - started
+                )
+            if not committing:
+                await self._store(request, answer)
+
+    async def _store(self, request: ChatRequest, answer: _Answer) -> None:
+        """Store what was generated (an answer with no end is `cancelled`), shielded from cancellation."""
+        if (any(answer.content) or answer.finish) and request.conversation_id is not None:
+            stored = StoredAnswer(
+                "".join(answer.content), "".join(answer.reasoning), answer.finish or "cancelled", answer.usage
+            )
+            with anyio.CancelScope(shield=True):
+                await self._save(request, stored, answer.route)
 
     async def _answer(self, mode: Mode, request: ChatRequest) -> AsyncGenerator[Delta, None]:
         """The mode's answer, preceded by crisis resources when the person speaks of suicide or an overdose

@@ -3,8 +3,9 @@
 Steps whose dependencies are done run together (one task group per wave), so independent sub-tasks run
 in parallel on the engines' slots. Every call is bounded by the specialist's own budget and by what is
 left of the run's `RunBudget` (steps, completion tokens, wall-clock seconds). A specialist's failure
-(an `EmberError`, a timeout, an unknown tool, arguments that do not match its schema) becomes a failed
-`Observation` the merge step sees; any other exception is Ember's bug and propagates.
+(an `EmberError`, a timeout, an unknown tool, a tool the caller's key scopes do not allow, arguments that
+do not match its schema) becomes a failed `Observation` the merge step sees; any other exception is
+Ember's bug and propagates. Steps are fixed when the plan is made: no step's output can add a call.
 
 The loop does not write plans or answers: `ember.agents.planner` does.
 """
@@ -18,7 +19,7 @@ from typing import Any
 import anyio
 
 from ember import registry
-from ember.agents.specialists import Context, Observation, check_args
+from ember.agents.specialists import Context, Observation, allowed, check_args, scope_of
 from ember.errors import EmberError
 from ember.types import Usage
 
@@ -106,6 +107,8 @@ async def _observe(step: Step, run: Run, context: Context) -> Observation:
     specialist = registry.specialists.get(step.tool)
     if specialist is None or not specialist.available():
         raise EmberError(f"there is no specialist named {step.tool!r}")
+    if not allowed(specialist, context.scopes):  # the plan schema offers none; a plan built elsewhere might
+        raise EmberError(f"{step.tool!r} needs the {scope_of(specialist)!r} scope, which this API key lacks")
     args = check_args(specialist, step.args)
     if "task" in args and step.after:
         known = "\n".join(f"[{d}] {run.results[d].text}" for d in step.after)

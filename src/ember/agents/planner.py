@@ -1,9 +1,10 @@
 """The planner: the model splits a request into steps for specialists, the loop runs them, the model merges.
 
 1. Plan: the `chat` model writes `{"steps": [{"id", "tool", "args", "after"}]}`, constrained by a JSON
-   schema built from the specialists on offer (llama.cpp turns it into a grammar; remote engines get it as
-   `response_format`). The plan is checked again here (remote engines may ignore the schema); a plan
-   that fails the check becomes one `answer` step with the whole request, and the trace says why.
+   schema built from the specialists on offer to this caller (those its key's scopes allow; llama.cpp turns
+   it into a grammar; remote engines get it as `response_format`). The plan is checked again here (remote
+   engines may ignore the schema); a plan that fails the check becomes one `answer` step with the whole
+   request, and the trace says why.
 2. Run: `ember.agents.loop.run_steps` (parallel waves, budgets, failures as observations).
 3. Merge: the model writes one answer from the results, citing each part's step as [n]; the steps come
    back as citations (kind `step`) so a client can show which part came from where.
@@ -23,7 +24,7 @@ import jsonschema
 
 from ember import registry
 from ember.agents.loop import Run, RunBudget, Step, run_steps
-from ember.agents.specialists import Context, Specialist
+from ember.agents.specialists import Context, Specialist, allowed
 from ember.engines.base import Engine
 from ember.modes.reasoning import complete, with_system
 from ember.types import Citation, Delta, GenerationParams, Message, TraceStep, Usage
@@ -62,8 +63,9 @@ class Plan:
     problem: str | None  # why the model's plan was replaced by the fallback, if it was
 
 
-def offered() -> list[Specialist]:
-    return [s for s in registry.specialists if s.available()]
+def offered(scopes: frozenset[str] | None = None) -> list[Specialist]:
+    """The specialists a plan may name: available now, and allowed by the caller's key `scopes` (None: all)."""
+    return [s for s in registry.specialists if s.available() and allowed(s, scopes)]
 
 
 def plan_schema(specialists: list[Specialist]) -> dict[str, Any]:
@@ -113,9 +115,12 @@ def parse_plan(text: str, specialists: list[Specialist]) -> list[Step]:
     return steps
 
 
-async def make_plan(engine: Engine, messages: list[Message], seed: int | None) -> Plan:
-    """Ask the model for a plan; fall back to one `answer` step when it is unusable."""
-    specialists = offered()
+async def make_plan(
+    engine: Engine, messages: list[Message], seed: int | None, scopes: frozenset[str] | None = None
+) -> Plan:
+    """Ask the model for a plan among the specialists the caller's `scopes` allow; fall back to one `answer`
+    step when it is unusable."""
+    specialists = offered(scopes)
     tools = "\n".join(f"- {s.name}: {s.description}" for s in specialists)
     params = GenerationParams(max_tokens=PLAN_TOKENS, temperature=0.0, seed=seed, json_schema=plan_schema(specialists))
     written = await complete(
@@ -134,7 +139,7 @@ async def plan_and_run(
     """Plan, run the steps and stream the merged answer; the last delta carries the steps as citations,
     the usage of everything, and the trace (plan, each call, merge)."""
     started = time.perf_counter()
-    plan = await make_plan(engine, messages, params.seed)
+    plan = await make_plan(engine, messages, params.seed, context.scopes)
     planned = time.perf_counter() - started
     run = await run_steps(plan.steps, context, budget)
     merge_started = time.perf_counter() - started

@@ -1,9 +1,10 @@
 """The specialist contract and the built-in specialists the planner may call.
 
-A specialist is a tool: a name, a description the planner reads, a JSON schema for its arguments and a
-budget (tokens, seconds). `call` returns an `Observation`. A specialist that cannot do what it was asked
-(bad arguments, an engine error) raises an `EmberError`; the step loop turns that, and a timeout, into a
-failed observation the planner sees. Any other exception is a bug in Ember and propagates.
+A specialist is a tool: a name, a description the planner reads, a JSON schema for its arguments, a
+budget (tokens, seconds) and optionally the key `scope` a call needs (default `chat`; a mode-backed
+specialist needs its mode's scope). `call` returns an `Observation`. A specialist that cannot do what it
+was asked (bad arguments, an engine error) raises an `EmberError`; the step loop turns that, and a
+timeout, into a failed observation the planner sees. Any other exception is a bug in Ember and propagates.
 
 Built-ins: `calculator` (exact arithmetic, `ember.agents.calculator`) and specialists backed by a mode:
 `answer` (ember-instant), `reason` (ember-thinking at low effort), and `health` and `shopping`
@@ -25,6 +26,7 @@ from ember.types import ChatRequest, Citation, GenerationParams, Message, Reason
 if TYPE_CHECKING:
     from ember.engines.pool import EnginePool
 
+DEFAULT_SCOPE = "chat"
 TASK_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {"task": {"type": "string", "minLength": 1, "maxLength": 200}},
@@ -55,11 +57,13 @@ class Observation:
 
 @dataclass(frozen=True)
 class Context:
-    """What a specialist may use: the engines, the asker (for consent and namespaces), the sampling seed."""
+    """What a specialist may use: the engines, the asker (for consent and namespaces), the sampling seed,
+    and the caller's key scopes (None: all), which bound the specialists a plan may call."""
 
     engines: EnginePool
     user: str = "anonymous"
     seed: int | None = None
+    scopes: frozenset[str] | None = None
 
 
 class Specialist(Protocol):
@@ -82,6 +86,16 @@ class Specialist(Protocol):
     async def call(self, args: dict[str, Any], context: Context, max_tokens: int) -> Observation:
         """Do the work for `args` (already checked against `input_schema`), spending ≤ `max_tokens`."""
         ...
+
+
+def scope_of(specialist: Specialist) -> str:
+    """The key scope a call to `specialist` needs: its `scope` attribute if it has one, else `chat`."""
+    return str(getattr(specialist, "scope", DEFAULT_SCOPE))
+
+
+def allowed(specialist: Specialist, scopes: frozenset[str] | None) -> bool:
+    """Whether a caller with `scopes` (None: all) may have `specialist` called for them."""
+    return scopes is None or scope_of(specialist) in scopes
 
 
 def check_args(specialist: Specialist, args: object) -> dict[str, Any]:
@@ -131,6 +145,11 @@ class ModeSpecialist:
 
     def available(self) -> bool:
         return self.mode in registry.modes
+
+    @property
+    def scope(self) -> str:
+        """The scope the mode behind it needs (ember-health: `health`, ember-shopping: `shopping`)."""
+        return str(getattr(registry.modes.get(self.mode), "scope", DEFAULT_SCOPE))
 
     async def call(self, args: dict[str, Any], context: Context, max_tokens: int) -> Observation:
         mode = registry.modes.get(self.mode)

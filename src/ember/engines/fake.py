@@ -1,10 +1,13 @@
 """A scripted engine shipped in the package, for unit tests of the logic around engines.
 
 Options (`EngineSpec.options`): `replies` (list of answers, used in turn; default: echo the last user
-message), `delay_s` (pause before each word), `fail_with` (an error message raised as EngineError).
+message), `echo_prompt` (answer with the whole prompt, every message as `role: content`: the worst case of
+a model that obeys "repeat the text above"), `describe_images` (images reach it as the vision specialists'
+text description, as they reach a real engine without vision), `delay_s` (pause before each word),
+`fail_with` (an error message raised as EngineError).
 "Tokens" are whitespace-separated words; prompt words beyond `ctx_size` raise ContextLengthExceeded,
 like a real engine. `FakeTranscriber` is its speech twin: option `text` is what it "hears" in any clip
-that is not silent. Neither loads a model, and neither is ever the only test of a feature.
+that is not silent. Neither loads a language or speech model, and neither is ever the only test of a feature.
 """
 
 from __future__ import annotations
@@ -35,9 +38,12 @@ class FakeEngine:
 
     def __init__(self, spec: EngineSpec, settings: Settings | None = None) -> None:
         self.spec = spec
+        self.settings = settings
         self.capabilities = Capabilities(context_tokens=spec.ctx_size, parallel=spec.parallel)
         replies = spec.options.get("replies")
         self._replies = itertools.cycle(replies) if replies else None
+        self.echo_prompt = bool(spec.options.get("echo_prompt", False))
+        self.describe_images = bool(spec.options.get("describe_images", False))
         self.delay_s = float(spec.options.get("delay_s", 0.0))
         self.fail_with: str | None = spec.options.get("fail_with")
         self.active = 0
@@ -47,13 +53,23 @@ class FakeEngine:
     async def start(self) -> None:
         self.started = True
 
+    def script(self, replies: list[str]) -> None:
+        """Answer with `replies` in turn from now on (health probes may have taken some of the earlier ones)."""
+        self._replies = itertools.cycle(replies)
+
     def _reply(self, messages: list[Message]) -> str:
+        if self.echo_prompt:
+            return "\n".join(f"{m.role}: {m.content}" for m in messages)
         if self._replies is not None:
             return str(next(self._replies))
         last_user = last_user_text(messages)
         return f"You said: {last_user}"
 
     async def stream(self, messages: list[Message], params: GenerationParams) -> AsyncIterator[Delta]:
+        if self.describe_images and self.settings is not None and any(m.images for m in messages):
+            from ember.vision.prompt import described
+
+            messages = await described(messages, self.settings)
         self.calls.append((messages, params))
         prompt_tokens = sum(len(m.content.split()) + 4 for m in messages)
         if prompt_tokens >= self.spec.ctx_size:
