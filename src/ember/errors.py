@@ -17,6 +17,7 @@ these into OpenAI error envelopes.
     │   ├── AssetMissing             a package that carries a model is not installed
     │   └── ChecksumMismatch         an assembled file does not match the catalogue
     ├── ConfigError                  500 server_error / invalid_config
+    ├── ServerBusy                   503 server_error / server_busy (+ Retry-After header)
     └── EngineError                  502 server_error / engine_error
         └── EngineUnavailable        503 server_error / engine_unavailable
 
@@ -126,6 +127,13 @@ class ChecksumMismatch(AssetError):
 
 class ConfigError(EmberError):
     code = "invalid_config"
+
+
+class ServerBusy(EmberError):
+    """The server's admission limit is full: as many generations running and waiting as it allows."""
+
+    status = 503
+    code = "server_busy"
 
 
 class EngineError(EmberError):

@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI
 import ember
 from ember import registry
 from ember.api import errors, openapi, request_text
+from ember.api.admission import Admission
 from ember.api.body_limit import BodyLimit
 from ember.api.metrics import Metrics
 from ember.api.routes import audio, chat, conversations, health, me, models, shopping, web
@@ -37,6 +38,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.settings = settings
         app.state.pipeline = Pipeline(pool, store, metrics)
         app.state.keys = KeyStore(store.engine, settings)
+        app.state.admission = Admission.of(settings)
         limiter: Limiter | None = None
         try:
             app.state.limiter = limiter = await Limiter.open(settings)

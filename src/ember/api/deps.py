@@ -1,5 +1,5 @@
-"""Request-scoped access to the app's single Pipeline, Settings, KeyStore and Limiter, and the request's Principal
-(no globals, no import-time state)."""
+"""Request-scoped access to the app's single Pipeline, Settings, KeyStore, Limiter and Admission, and the
+request's Principal (no globals, no import-time state)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 import anyio
 from fastapi import Depends, Request
 
+from ember.api.admission import Admission
 from ember.config import Settings
 from ember.errors import Unauthenticated
 from ember.pipeline import Pipeline
@@ -28,6 +29,11 @@ def _settings(request: Request) -> Settings:
 def _limiter(request: Request) -> Limiter:
     limiter: Limiter = request.app.state.limiter
     return limiter
+
+
+def _admission(request: Request) -> Admission:
+    admission: Admission = request.app.state.admission
+    return admission
 
 
 def _secret(request: Request) -> str | None:
@@ -54,6 +60,7 @@ async def _principal(request: Request) -> Principal:
     return await anyio.to_thread.run_sync(keys.authenticate, secret)
 
 
+AdmissionDep = Annotated[Admission, Depends(_admission)]
 LimiterDep = Annotated[Limiter, Depends(_limiter)]
 PipelineDep = Annotated[Pipeline, Depends(_pipeline)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from ember.api.protocol import error_json
-from ember.errors import EmberError, shown
+from ember.errors import EmberError, ServerBusy, shown
 
 log = logging.getLogger(__name__)
 _LOCATIONS = {"body", "query", "path", "header", "cookie"}  # where FastAPI found a value: not part of its name
@@ -83,8 +83,9 @@ def _parse_failure(exc: HTTPException) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(EmberError)
     async def _ember(_: Request, exc: EmberError) -> JSONResponse:
-        if exc.status >= 500:
-            log.error("%s: %s", type(exc).__name__, exc.message)
+        if exc.status >= 500:  # a full server is expected under load: a warning, not an error
+            level = logging.WARNING if isinstance(exc, ServerBusy) else logging.ERROR
+            log.log(level, "%s: %s", type(exc).__name__, exc.message)
         return ember_error_response(exc)
 
     @app.exception_handler(RequestValidationError)

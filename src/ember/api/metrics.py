@@ -4,7 +4,8 @@
 HTTP requests, latency and errors per route template (a pure ASGI middleware; unknown paths are "other",
 never the raw path), tokens, time to first token and generation time per mode (as the pipeline's
 `PipelineObserver`), transcriptions and their audio seconds per speech role, and, read at scrape time,
-the generations in flight per engine role.
+the generations in flight per engine role and the admission limit's state (requests running and waiting,
+its limits, and the requests it refused).
 
 The middleware never buffers a response: it times it until its last body message (so an SSE stream is
 measured until it ends) and copies only the body of a JSON error, up to 64 KiB, to read its OpenAI `code`.
@@ -24,7 +25,7 @@ import fastapi.routing
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.routing import Match
 
@@ -99,6 +100,7 @@ class Metrics:
         """Count the app's traffic, watch its engines and serve `/metrics`. Call last in `create_app`, so
         that the middleware is the outermost and also sees responses other middleware answers alone."""
         self.registry.register(EngineActivity(app))
+        self.registry.register(AdmissionState(app))
         app.include_router(_router(self))
         app.add_middleware(HttpMetrics, metrics=self)
 
@@ -128,6 +130,33 @@ class EngineActivity(Collector):
         for role, engine in sorted(engines.items()):
             gauge.add_metric([role], float(getattr(engine, "active", 0)))
         yield gauge
+
+
+class AdmissionState(Collector):
+    """`ember_admission_requests{state}` (running, waiting) and `ember_admission_limit{state}`, with
+    `ember_admission_refused_total` (503 server_busy) and `ember_admission_admitted_total`, at scrape time."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    def collect(self) -> Iterable[Metric]:
+        admission = getattr(self.app.state, "admission", None)
+        if admission is None:  # not started yet
+            return
+        now = GaugeMetricFamily("ember_admission_requests", "Generation requests running or waiting", labels=["state"])
+        limit = GaugeMetricFamily("ember_admission_limit", "Most generation requests at once", labels=["state"])
+        for state, current, most in (
+            ("running", admission.running, admission.max_running),
+            ("waiting", admission.waiting, admission.max_waiting),
+        ):
+            now.add_metric([state], float(current))
+            limit.add_metric([state], float(most))
+        yield now
+        yield limit
+        yield CounterMetricFamily("ember_admission_admitted", "Requests admitted", value=float(admission.admitted))
+        yield CounterMetricFamily(
+            "ember_admission_refused", "Requests refused as the server was busy", value=float(admission.refused)
+        )
 
 
 def _routes(app: Any) -> Iterable[Any]:

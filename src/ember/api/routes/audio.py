@@ -1,7 +1,8 @@
 """`POST /v1/audio/transcriptions`, compatible with OpenAI's: multipart `file`, `model`, `language`,
 `prompt`, `response_format` (json, text, verbose_json, srt, vtt) and `temperature`.
 
-A transcription counts against the key's requests per minute (its audio seconds are not tokens)."""
+A transcription counts against the key's requests per minute (its audio seconds are not tokens), and takes
+a place in the server's admission limit while its audio is decoded and heard (503 `server_busy` when full)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import anyio
 from fastapi import APIRouter, Form, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from ember.api.deps import LimiterDep, PipelineDep, PrincipalDep, SettingsDep
+from ember.api.deps import AdmissionDep, LimiterDep, PipelineDep, PrincipalDep, SettingsDep
 from ember.engines.pool import EnginePool
 from ember.errors import ModelNotFound, PayloadTooLarge, shown
 from ember.intake.audio import decode_audio
@@ -77,6 +78,7 @@ async def transcriptions(
     settings: SettingsDep,
     principal: PrincipalDep,
     limiter: LimiterDep,
+    admission: AdmissionDep,
     file: UploadFile,
     model: Annotated[str, Form()] = "whisper-1",
     language: Annotated[str | None, Form(min_length=2, max_length=8)] = None,
@@ -91,8 +93,9 @@ async def transcriptions(
     if len(data) > settings.audio_max_bytes:
         raise PayloadTooLarge(f"the audio file is larger than {settings.audio_max_bytes / 2**20:.0f} MB", param="file")
     name = file.filename or "audio"
-    clip = await anyio.to_thread.run_sync(decode_audio, data, name, settings.audio_max_seconds)
-    transcript = await pipeline.transcribe(clip, TranscribeOptions(language, prompt, temperature), role)
+    async with admission.hold():
+        clip = await anyio.to_thread.run_sync(decode_audio, data, name, settings.audio_max_seconds)
+        transcript = await pipeline.transcribe(clip, TranscribeOptions(language, prompt, temperature), role)
     response = render(transcript, response_format)
     response.headers.update(quota.headers())
     return response

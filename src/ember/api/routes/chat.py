@@ -12,8 +12,10 @@ the pipeline's iterator is closed, which stops the generation and frees the engi
 
 Rate limits (`ember.policy.limits`) are checked after the scope and before any audio is heard; the
 request holds a concurrent-streams slot until its answer is over, and the answer's weighted tokens are
-debited then, whether it finished, failed or the client left. Both happen in one exit stack that a
-streamed response closes once it is done, however it ended.
+debited then, whether it finished, failed or the client left. It then takes a place in the server's
+admission limit (`ember.api.admission`: 503 `server_busy` at once when full), also held until the answer
+is over. All of these happen in one exit stack that a streamed response closes once it is done, however
+it ended.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ember.api.deps import LimiterDep, PipelineDep, PrincipalDep, SettingsDep
+from ember.api.deps import AdmissionDep, LimiterDep, PipelineDep, PrincipalDep, SettingsDep
 from ember.api.protocol import (
     ChatCompletionRequest,
     TextPart,
@@ -75,6 +77,7 @@ async def chat_completions(
     settings: SettingsDep,
     principal: PrincipalDep,
     limiter: LimiterDep,
+    admission: AdmissionDep,
 ) -> Response:
     if body.model_extra:
         log.info("ignoring unknown request fields: %s", ", ".join(sorted(body.model_extra)))
@@ -84,6 +87,7 @@ async def chat_completions(
     quota = await limiter.check(principal, meter.estimated)
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(limiter.stream(principal))
+        await stack.enter_async_context(admission.hold())
         stack.push_async_callback(_debit, limiter, principal, meter)
         heard = await transcribe_audio_parts(body, pipeline, settings)
         extra: dict[str, Any] = {"input_transcripts": heard} if heard else {}
