@@ -20,11 +20,7 @@ import itertools
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -40,12 +36,12 @@ from ember.assets.assemble import resolve_model
 from ember.config import EngineSpec, Settings
 from ember.engines.llama_cpp import server_params
 from ember.modes.instant import SYSTEM_PROMPT
+from ember.reliability import server as loopback_server
 
 PROMPT = "Write a story of about 200 words about a lighthouse keeper who finds a message in a bottle."
 SEED = 42
 STREAMS = (1, 2, 4)
 MODE = "ember-instant"
-START_TIMEOUT_S = 600.0
 GOAL_API_DECODE = 0.95
 GOAL_SCALING = 1.5
 
@@ -219,53 +215,14 @@ def run_raw(opts: Options) -> dict[str, Any]:
         gc.collect()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _log_tail(log: Path, lines: int = 30) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    return "(no log)"
-
-
-def _wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(f"`ember serve` exited with status {proc.returncode}:\n{_log_tail(log)}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/health", timeout=60).status_code == 200:
-                return
-        time.sleep(0.5)
-    raise BenchError(f"`ember serve` was not healthy after {START_TIMEOUT_S:.0f}s:\n{_log_tail(log)}")
-
-
 @contextlib.contextmanager
 def serve(opts: Options) -> Iterator[tuple[str, int]]:
     """`ember serve` in a subprocess with one chat-fast role on the benchmarked model; yields URL, pid."""
     role = {"engine": "llama_cpp", "model": opts.path, "threads": opts.threads}
     role |= {"ctx_size": opts.ctx_size, "parallel": opts.parallel}
-    port = _free_port()
-    with tempfile.TemporaryDirectory(prefix="ember-bench-") as tmp:
-        env = {**os.environ, "EMBER_ROLES": json.dumps({"chat-fast": role}), "EMBER_DATA_DIR": tmp}
-        log = Path(tmp) / "serve.log"
-        cmd = [sys.executable, "-m", "ember.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-        with log.open("wb") as out:
-            proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            _wait_healthy(proc, url, log)
-            yield url, proc.pid
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with loopback_server.serve({"chat-fast": role}) as running:
+        assert running.pid is not None  # it started the server
+        yield running.url, running.pid
 
 
 async def _api_one(client: httpx.AsyncClient, body: Body) -> Sample:

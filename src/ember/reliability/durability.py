@@ -23,14 +23,13 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -43,6 +42,7 @@ from sqlalchemy.exc import OperationalError
 
 from ember.config import Settings
 from ember.reliability.integrity import Integrity, check
+from ember.reliability.server import free_port, log_tail, wait_healthy
 from ember.store.sql import open_engine
 
 PERSON = "durability-probe"
@@ -50,7 +50,6 @@ MODE = "ember-instant"
 CONCURRENCY = 8
 MAX_REQUESTS = 10 * CONCURRENCY  # per round: the kill comes well before they are all sent
 ROUND_TIMEOUT_S = 60.0
-START_TIMEOUT_S = 120.0
 REQUEST_TIMEOUT_S = 30.0
 DEFAULT_ROUNDS = 5
 DEFAULT_SEED = 7
@@ -154,12 +153,6 @@ def integrity_of(url: str) -> Integrity:
 # --- the server ----------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Server:
     """`ember serve` in a subprocess on `database_url`, on a new loopback port each start."""
 
@@ -173,7 +166,7 @@ class Server:
         self.starts = 0
 
     def start(self) -> str:
-        port = _free_port()
+        port = free_port()
         self.starts += 1
         env = {k: v for k, v in os.environ.items() if not k.startswith("EMBER_")}
         env |= {
@@ -195,19 +188,14 @@ class Server:
 
     def _wait_healthy(self) -> None:
         assert self.proc is not None
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise DurabilityError(f"the server exited with code {self.proc.returncode}:\n{self.log_tail()}")
-            with suppress(httpx.TransportError):
-                if httpx.get(f"{self.base}/health", timeout=5, trust_env=False).status_code == 200:
-                    return
-            time.sleep(0.2)
-        self.kill()
-        raise DurabilityError(f"the server was not healthy within {START_TIMEOUT_S:.0f} s:\n{self.log_tail()}")
+        try:
+            wait_healthy(self.proc, self.base, self.workdir / f"server-{self.starts}.log")
+        except click.ClickException as exc:
+            self.kill()
+            raise DurabilityError(exc.message) from exc
 
     def log_tail(self, lines: int = 15) -> str:
-        return "\n".join((self.workdir / f"server-{self.starts}.log").read_text(errors="replace").splitlines()[-lines:])
+        return log_tail(self.workdir / f"server-{self.starts}.log", lines)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown handler, no flush, no goodbye."""

@@ -29,7 +29,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 LOOPBACK_NAMES = {"localhost"}
-START_TIMEOUT_S = 300.0
+START_TIMEOUT_S = 600.0  # a model loading on a busy 2-core machine
 SETTLE_TIMEOUT_S = 30.0
 KEPT_ENV = {"EMBER_CACHE_DIR"}  # where the caller's models are; every other EMBER_* setting is the check's own
 
@@ -65,22 +65,23 @@ def chat_roles(model: str, parallel: int, ctx_size: int) -> dict[str, dict[str, 
     return {"chat-fast": spec, "chat": spec}
 
 
-def _log_tail(log: Path, lines: int = 30) -> str:
+def log_tail(log: Path, lines: int = 30) -> str:
     with contextlib.suppress(OSError):
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
     return "(no log)"
 
 
-def _wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+def wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    """Return once `proc`'s /health answers 200; ClickException with its log's tail if it exits or is slow."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise click.ClickException(f"`ember serve` exited with status {proc.returncode}:\n{_log_tail(log)}")
+            raise click.ClickException(f"`ember serve` exited with status {proc.returncode}:\n{log_tail(log)}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{url}/health", timeout=60).status_code == 200:
                 return
         time.sleep(0.5)
-    raise click.ClickException(f"`ember serve` was not healthy after {START_TIMEOUT_S:.0f}s:\n{_log_tail(log)}")
+    raise click.ClickException(f"`ember serve` was not healthy after {START_TIMEOUT_S:.0f}s:\n{log_tail(log)}")
 
 
 @contextlib.contextmanager
@@ -98,7 +99,7 @@ def serve(roles: Mapping[str, Any], settings: Mapping[str, str] | None = None) -
             proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             url = f"http://127.0.0.1:{port}"
-            _wait_healthy(proc, url, log)
+            wait_healthy(proc, url, log)
             yield Server(url, proc.pid)
         finally:
             proc.terminate()
