@@ -168,6 +168,7 @@ def test_a_program_that_does_not_run_is_escalated_to_thinking(tmp_path: Path) ->
         assert body["choices"][0]["message"]["content"] == "72"
         assert body["choices"][0]["message"]["reasoning_content"] == "first, halve 48"
         assert len(engine(client, "chat").calls) == 3  # program, thinking, answer
+        assert body["usage"]["completion_tokens"] == 4 + 3 + 1  # the failed program's words count too
 
 
 def test_multiple_choice_is_answered_directly_within_a_short_cap(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ model into straight-line code (`eggs = 3 * 12`, `answer = eggs - 5`); `run_progr
 calculator's allow-list and sympy's exact numbers. Only assignments, augmented assignments and `print`
 of a value are accepted — no imports, loops, functions, attributes or strings — so nothing is ever
 executed by Python itself. A program that breaks those rules, or binds no answer, raises
-`CalculationError`; the caller decides what to do then (ember-auto escalates to `ember-thinking`).
+`CalculationError` (`write_program` reports it as the program's `problem`); the caller decides what to do
+then (ember-auto escalates to `ember-thinking`).
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ _FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|$)", re.DOTALL)
 
 @dataclass(frozen=True)
 class Program:
-    """A program the model wrote, its exact answer, and the tokens writing it took."""
+    """A program the model wrote, the tokens writing it took, and its exact answer, or why it did not run."""
 
     code: str
-    answer: Result
     usage: Usage
+    answer: Result | None
+    problem: str | None = None
 
 
 def code_of(text: str) -> str:
@@ -96,8 +98,11 @@ def _is_text(node: ast.expr) -> bool:
 
 
 async def write_program(engine: Engine, messages: list[Message], params: GenerationParams) -> Program:
-    """Ask the model for a program for the last user message and run it; CalculationError if it fails."""
+    """Ask the model for a program for the last user message and run it (`problem` says why it did not)."""
     asked = GenerationParams(max_tokens=PROGRAM_TOKENS, temperature=0.0, seed=params.seed)
     done = await complete(engine, with_system(messages, PROGRAM_PROMPT), asked)
     code = code_of(done.text)
-    return Program(code, run_program(code), done.usage)
+    try:
+        return Program(code, done.usage, run_program(code))
+    except CalculationError as exc:
+        return Program(code, done.usage, None, exc.message)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import anyio
 
 from ember import registry
-from ember.agents.calculator import CalculationError, calculate
+from ember.agents.calculator import calculate
 from ember.agents.loop import RunBudget
 from ember.agents.planner import plan_and_run
 from ember.agents.program import write_program
@@ -56,14 +56,14 @@ async def _program(request: ChatRequest, engines: EnginePool, route: Route) -> A
     """A word problem: the `chat` model writes straight-line arithmetic and the calculator runs it exactly;
     a program that does not run is escalated to `ember-thinking` (the route says so)."""
     engine = await engines.get(PROGRAM_ROLE)
-    try:
-        program = await write_program(engine, request.messages, request.params)
-    except CalculationError as exc:
-        escalated = replace(
-            route, target="ember-thinking", reason=f"{route.reason}; the program failed ({exc}): escalated"
-        )
+    program = await write_program(engine, request.messages, request.params)
+    if program.answer is None:
+        reason = f"{route.reason}; the program failed ({program.problem}): escalated"
+        escalated = replace(route, target="ember-thinking", reason=reason)
         async for delta in _by_mode(request, engines, escalated):
-            delta.route = escalated if delta.finish_reason is not None else None
+            if delta.finish_reason is not None:
+                delta.route = escalated
+                delta.usage = program.usage + (delta.usage or Usage())  # the failed program's tokens count too
             yield delta
         return
     value = program.answer.decimal
