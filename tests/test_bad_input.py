@@ -222,6 +222,15 @@ def test_empty_audio_in_chat_names_its_part(client: TestClient) -> None:
     assert err["code"] == "invalid_audio"
 
 
+def test_too_many_audio_parts_are_refused_before_any_is_heard(client: TestClient) -> None:
+    """Each part is under the size cap, but five would mean five transcriptions: refused before any is
+    decoded (an empty part would otherwise fail first, as "empty")."""
+    part = {"type": "input_audio", "input_audio": {"data": "", "format": "wav"}}
+    resp = client.post(CHAT, json=body(messages=[{"role": "user", "content": [part] * 5}]))
+    err = refused(resp, 400, "at most 4 audio parts", param="messages")
+    assert err["code"] == "invalid_audio"
+
+
 def test_an_endless_audio_format_is_not_echoed_whole(client: TestClient) -> None:
     part = {"type": "input_audio", "input_audio": {"data": base64.b64encode(b"RIFF").decode(), "format": "w" * 100_000}}
     err = refused(part_request(client, part), 400, "not supported")

@@ -210,6 +210,12 @@ def test_answer_without_usage_or_reasoning(store: SqlStore) -> None:
     ]
 
 
+def test_a_nul_in_model_output_is_stored_as_a_replacement_character(store: SqlStore) -> None:
+    cid = new_conversation_id()
+    ask(store, cid, [Message("user", "hi")], "a\x00b")
+    assert store.get_conversation(cid, "alice")["messages"][-1]["content"] == "a\ufffdb"
+
+
 def test_list_conversations_is_per_user_and_newest_first(store: SqlStore) -> None:
     a1, b1, a2, a3 = (new_conversation_id() for _ in range(4))
     ask(store, a1, [Message("user", "alice one")], "1")

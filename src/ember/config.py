@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     health_timeout_s: float = Field(default=30.0, gt=0)
     audio_max_bytes: int = Field(default=25 * 2**20, ge=1024, description="largest audio upload")
     audio_max_seconds: float = Field(default=600.0, gt=0, description="longest audio accepted")
+    audio_max_count: int = Field(default=4, ge=1, description="input_audio parts in one chat request")
     image_max_bytes: int = Field(default=20 * 2**20, ge=1024, description="largest image (its data URI: ~4/3 of it)")
     image_max_pixels: int = Field(default=40_000_000, ge=64, description="largest image, width x height")
     image_max_count: int = Field(default=8, ge=1, description="images in one request")

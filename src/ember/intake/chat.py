@@ -9,7 +9,7 @@ intake handled.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -23,6 +23,8 @@ from ember.types import TranscribeOptions
 if TYPE_CHECKING:
     from ember.pipeline import Pipeline
 
+P = TypeVar("P", ImageURLPart, InputAudioPart)
+
 
 async def transcribe_audio_parts(
     body: ChatCompletionRequest, pipeline: Pipeline, settings: Settings
@@ -30,33 +32,32 @@ async def transcribe_audio_parts(
     """Check every image part (see `read_image_parts`), then replace every `input_audio` part by its
     transcript; return what was heard, per part."""
     await read_image_parts(body, settings)
+    parts = _parts(body, InputAudioPart)
+    if len(parts) > settings.audio_max_count:
+        raise InvalidAudio(
+            f"at most {settings.audio_max_count} audio parts are accepted in one request", param="messages"
+        )
     heard: list[dict[str, Any]] = []
-    for i, message in enumerate(body.messages):
-        if not isinstance(message.content, list):
-            continue
-        for j, part in enumerate(message.content):
-            if not isinstance(part, InputAudioPart):
-                continue
-            where = f"messages.{i}.content.{j}"
-            clip = await anyio.to_thread.run_sync(
-                decode_base64_audio,
-                part.input_audio.data,
-                part.input_audio.format,
-                settings.audio_max_bytes,
-                settings.audio_max_seconds,
-                where,
-            )
-            transcript = await pipeline.transcribe(clip, TranscribeOptions())
-            message.content[j] = TextPart(type="text", text=transcript.text)
-            heard.append(
-                {
-                    "message": i,
-                    "part": j,
-                    "text": transcript.text,
-                    "language": transcript.language,
-                    "duration": round(transcript.duration, 3),
-                }
-            )
+    for (i, j), part in parts:
+        clip = await anyio.to_thread.run_sync(
+            decode_base64_audio,
+            part.input_audio.data,
+            part.input_audio.format,
+            settings.audio_max_bytes,
+            settings.audio_max_seconds,
+            f"messages.{i}.content.{j}",
+        )
+        transcript = await pipeline.transcribe(clip, TranscribeOptions())
+        body.messages[i].content[j] = TextPart(type="text", text=transcript.text)  # type: ignore[index]
+        heard.append(
+            {
+                "message": i,
+                "part": j,
+                "text": transcript.text,
+                "language": transcript.language,
+                "duration": round(transcript.duration, 3),
+            }
+        )
     if heard and body.messages[-1].role == "user" and not _has_text(body.messages[-1].content):
         raise InvalidAudio("no speech was heard in the audio", param=f"messages.{len(body.messages) - 1}.content")
     return heard
@@ -64,16 +65,11 @@ async def transcribe_audio_parts(
 
 async def read_image_parts(body: ChatCompletionRequest, settings: Settings) -> int:
     """Check and decode every `image_url` part and attach the image to it; return how many there were."""
-    parts = [
-        (f"messages.{i}.content.{j}", part)
-        for i, message in enumerate(body.messages)
-        if isinstance(message.content, list)
-        for j, part in enumerate(message.content)
-        if isinstance(part, ImageURLPart)
-    ]
+    parts = _parts(body, ImageURLPart)
     if len(parts) > settings.image_max_count:
         raise InvalidImage(f"at most {settings.image_max_count} images are accepted in one request", param="messages")
-    for where, part in parts:
+    for (i, j), part in parts:
+        where = f"messages.{i}.content.{j}"
         url = part.image_url.url
         kind = url_kind(url)
         if kind == "data":
@@ -86,6 +82,17 @@ async def read_image_parts(body: ChatCompletionRequest, settings: Settings) -> i
             raise refuse_url(url, where)
         part.attach(image)
     return len(parts)
+
+
+def _parts(body: ChatCompletionRequest, kind: type[P]) -> list[tuple[tuple[int, int], P]]:
+    """Every content part of type `kind`, with its (message, part) position."""
+    return [
+        ((i, j), part)
+        for i, message in enumerate(body.messages)
+        if isinstance(message.content, list)
+        for j, part in enumerate(message.content)
+        if isinstance(part, kind)
+    ]
 
 
 def _has_text(content: Any) -> bool:

@@ -40,6 +40,12 @@ def new_conversation_id() -> str:
     return "conv_" + uuid.uuid4().hex
 
 
+def _storable(text: str) -> str:
+    """Model output as a database keeps it: NUL, which Postgres text refuses, becomes U+FFFD. (Requests
+    with NUL are refused at intake; an engine may still emit one.)"""
+    return text.replace("\x00", "\ufffd")
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -128,8 +134,8 @@ class SqlStore:
             rows.append(
                 {
                     "role": "assistant",
-                    "content": answer.content,
-                    "reasoning": answer.reasoning or None,
+                    "content": _storable(answer.content),
+                    "reasoning": _storable(answer.reasoning) or None,
                     "finish_reason": answer.finish_reason,
                     "prompt_tokens": usage.prompt_tokens,
                     "completion_tokens": usage.completion_tokens,
