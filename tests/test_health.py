@@ -139,6 +139,22 @@ def test_red_flag_instruction_comes_first(health_client: TestClient) -> None:
     assert answer.rstrip().endswith(f"_{DISCLAIMER}_")
 
 
+def test_auto_routed_to_health_shows_crisis_resources_once(health_client: TestClient) -> None:
+    """The pipeline shows them before ember-auto routes; ember-health's own triage must not repeat them,
+    and still adds what only it knows (chest pain)."""
+    body = {"model": "ember-auto", "messages": [{"role": "user", "content": "I took an overdose of my pills"}]}
+    data = health_client.post("/v1/chat/completions", json=body).json()
+    assert data["route"]["target"] == "ember-health"
+    text = data["choices"][0]["message"]["content"]
+    assert text.count("This may be an emergency") == 1 and text.count("Poison") <= 1
+    direct = ask(health_client, "I took an overdose of my pills")["choices"][0]["message"]["content"]
+    assert direct.count("This may be an emergency") == 1  # ember-health alone: its own triage shows them
+    mixed = {"model": "ember-auto", "messages": [{"role": "user", "content": "I overdosed and have chest pain"}]}
+    text = health_client.post("/v1/chat/completions", json=mixed).json()["choices"][0]["message"]["content"]
+    assert text.count("This may be an emergency") == 2  # the crisis notice, then health's chest-pain advice
+    assert "emergency number" in text.split("This may be an emergency")[2]
+
+
 def test_dose_question_is_declined(health_client: TestClient) -> None:
     answer = ask(health_client, "How much ibuprofen should I take?")["choices"][0]["message"]["content"]
     assert answer.startswith(DOSE_REFUSAL) and "pharmacist" in answer

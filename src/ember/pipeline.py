@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import anyio
@@ -165,6 +165,7 @@ class Pipeline:
         notice = "" if getattr(mode, "triages", False) else await anyio.to_thread.run_sync(crisis_notice, last)
         if notice:
             yield Delta(content=notice + "\n\n")
+            request = replace(request, crisis_shown=True)  # ember-auto may route to a mode that triages
         async for delta in mode.run(request, self.engines):
             yield delta
 

@@ -192,6 +192,7 @@ class ChatRequest:
     reasoning_effort: ReasoningEffort | None = None  # for modes that think; None: the mode's default
     include_trace: bool = False  # multi-agent modes: return each agent's passes on the last delta
     scopes: frozenset[str] | None = None  # the caller's key scopes (None: all); ember-auto routes within them
+    crisis_shown: bool = False  # the pipeline already showed crisis resources (a triaging mode need not repeat them)
 
 
 @dataclass(frozen=True)

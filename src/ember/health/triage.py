@@ -199,6 +199,11 @@ class Triage:
     def urgent(self) -> bool:
         return bool(self.categories)
 
+    def without(self, categories: frozenset[str]) -> Triage:
+        """This triage less `categories` (e.g. the crisis resources another layer already showed)."""
+        kept = [(c, a) for c, a in zip(self.categories, self.advice, strict=True) if c not in categories]
+        return Triage(tuple(c for c, _ in kept), tuple(a for _, a in kept))
+
     def message(self) -> str:
         """The text shown before anything else, or '' if nothing is urgent."""
         return "" if not self.urgent else "**This may be an emergency.** " + " ".join(dict.fromkeys(self.advice))

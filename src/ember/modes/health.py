@@ -25,7 +25,7 @@ from ember.engines.embeddings import Embedder
 from ember.engines.pool import EnginePool
 from ember.errors import AssetMissing
 from ember.health.knowledge import Hit, KnowledgeIndex, index_dir
-from ember.health.triage import DOSE_REFUSAL, Triager, asks_for_dose
+from ember.health.triage import ALWAYS, DOSE_REFUSAL, Triager, asks_for_dose
 from ember.types import ChatRequest, Citation, Delta, Message, last_user_text
 
 SOURCES_SHOWN = 4
@@ -109,6 +109,8 @@ class HealthMode:
         question = last_user_text(request.messages)
         tools = await self.tools(engines)
         found = await asyncio.to_thread(tools.triager, question)
+        if request.crisis_shown:  # ember-auto routed here after the pipeline's crisis resources
+            found = found.without(ALWAYS)
         if found.urgent:
             yield Delta(content=found.message() + "\n\n")
         if asks_for_dose(question):
