@@ -33,6 +33,8 @@ from schemathesis.specs.openapi.checks import (
 from ember.api.app import create_app
 from ember.api.openapi import CHAT_COMPLETION, ERROR_RESPONSE
 from ember.api.protocol import MAX_TOKENS_CAP
+from ember.policy.keys import SCOPES, KeyStore
+from ember.store.sql import SqlStore
 
 from .conftest import make_settings
 
@@ -52,16 +54,27 @@ CHECKS = [
 ]
 
 
-def _app(tmp: Path) -> FastAPI:
+def _app(tmp: Path, keyed: bool = False) -> tuple[FastAPI, dict[str, str]]:
+    """The app on the fake engine, and the headers its requests carry: with `keyed`, keys are required
+    and requests carry one with every scope (so the fuzzer reaches past authentication)."""
     settings = make_settings(tmp, chat_fast={"engine": "fake", "model": "fake", "ctx_size": 256})
     if HEALTH_INDEX:
         settings.cache_dir = CACHE  # the packaged models and the knowledge index `make test` built
-    return create_app(settings)
+    headers: dict[str, str] = {}
+    if keyed:
+        settings.require_keys = True
+        store = SqlStore(settings.db_url)
+        try:
+            key = KeyStore(store.engine, settings).create("fuzz", SCOPES, "local")[0]
+        finally:
+            store.close()
+        headers["Authorization"] = f"Bearer {key}"
+    return create_app(settings), headers
 
 
 def _operations() -> list[tuple[str, str]]:
     with tempfile.TemporaryDirectory() as tmp:  # the schema only: the app is never started
-        spec = _app(Path(tmp)).openapi()
+        spec = _app(Path(tmp))[0].openapi()
     return [(method.upper(), path) for path, ops in spec["paths"].items() for method in ops]
 
 
@@ -73,19 +86,25 @@ def _with_mode(pair: tuple[schemathesis.Case, str]) -> schemathesis.Case:
     return case
 
 
-@pytest.fixture(scope="module")
-def fuzz_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesis.BaseSchema]:
-    schema = schemathesis.openapi.from_asgi("/openapi.json", _app(tmp_path_factory.mktemp("fuzz")))
-    yield schema
+@pytest.fixture(scope="module", params=[False, True], ids=["keyless", "keyed"])
+def fuzz_schema(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[schemathesis.BaseSchema, dict[str, str]]]:
+    app, headers = _app(tmp_path_factory.mktemp("fuzz"), keyed=request.param)
+    yield schemathesis.openapi.from_asgi("/openapi.json", app), headers
     asgi.shutdown_lifespans()
 
 
 @pytest.mark.parametrize("mode", [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE])
 @pytest.mark.parametrize(("method", "path"), _operations())
 def test_operation_conforms(
-    fuzz_schema: schemathesis.BaseSchema, method: str, path: str, mode: schemathesis.GenerationMode
+    fuzz_schema: tuple[schemathesis.BaseSchema, dict[str, str]],
+    method: str,
+    path: str,
+    mode: schemathesis.GenerationMode,
 ) -> None:
-    operation = fuzz_schema[path][method]
+    schema, headers = fuzz_schema
+    operation = schema[path][method]
     deadline = time.monotonic() + SECONDS
     cases = operation.as_strategy(generation_mode=mode)
     if path == "/v1/chat/completions" and mode == schemathesis.GenerationMode.POSITIVE:
@@ -101,12 +120,20 @@ def test_operation_conforms(
     @given(case=cases)
     def run(case: schemathesis.Case) -> None:
         if time.monotonic() < deadline:
-            case.call_and_validate(checks=CHECKS)
+            case.call_and_validate(checks=CHECKS, headers=headers)
 
     try:
         run()
     except Unsatisfiable:  # every input the schema allows is valid (a bare string path parameter)
         pytest.skip(f"{method} {path} has no invalid input to send")
+
+
+def test_the_keyed_fuzz_app_needs_the_key_its_requests_carry(tmp_path: Path) -> None:
+    """The keyed run fuzzes behind authentication, not only its 401s."""
+    app, headers = _app(tmp_path, keyed=True)
+    with TestClient(app) as client:
+        assert client.get("/v1/me").status_code == 401
+        assert client.get("/v1/me", headers=headers).status_code == 200
 
 
 # -- the schema itself: regression tests for what the fuzzer found ---------------------------------------
