@@ -106,6 +106,8 @@ def route_of(text: str, scopes: frozenset[str] | None = None) -> tuple[str, str 
         (ARC_LIKE, "choice"),
         (MULTI_PART, "planner"),
         ("1. Draft a haiku about rain\n2. List three uses of vinegar", "planner"),
+        ("Sort the following questions by topic.\n1. Who wrote Emma?\n2. What is DNA?", "ember-instant"),
+        ("Extract the variables from each equation:\n1) y = 3x\n2) z = a + b", "ember-instant"),
         ("Tell me a fun fact about octopuses.", "ember-instant"),
         ("Write a short thank-you note to my neighbour.", "ember-instant"),
         ("I have chest pain and I can't catch my breath", "ember-health"),

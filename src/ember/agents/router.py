@@ -48,6 +48,10 @@ _QUANTITY = re.compile(
 )
 _OPTION = re.compile(r"(?m)^\s*\(?[A-E][).:]\s+\S")
 _ENUMERATED = re.compile(r"(?m)^\s*(?:\d+[.)]|[-*•])\s+\S")
+# items introduced as the material of one task ("assign the following questions to…", "for each equation…")
+_DATA_LIST = re.compile(
+    r"\b(?:the following|each (?:of (?:the|these) )?\w+|a (?:set|list) of|these \w+|below)\b|```", re.I
+)
 _SEPARATE_ASK = re.compile(r"\b(?:also|at the same time|separately|in addition)\b", re.I)
 
 
@@ -65,6 +69,7 @@ class Features:
     questions: int
     enumerated: int
     separate_asks: bool
+    data_list: bool  # the questions or items are material for one task, not separate asks
 
     def signals(self) -> dict[str, object]:
         return {k: v for k, v in self.__dict__.items() if v not in (False, None, 0)}
@@ -83,6 +88,7 @@ def features(request: ChatRequest) -> Features:
         questions=len(re.findall(r"\?(?:\s|$)", text)),
         enumerated=len(_ENUMERATED.findall(text)),
         separate_asks=bool(_SEPARATE_ASK.search(text)),
+        data_list=bool(_DATA_LIST.search(text)),
     )
 
 
@@ -99,7 +105,8 @@ def bare_expression(text: str) -> str | None:
 
 
 def _multi_part(f: Features) -> bool:
-    return f.options == 0 and (f.questions >= 2 or f.enumerated >= 2 or (f.separate_asks and f.questions >= 1))
+    asks = f.questions >= 2 or f.enumerated >= 2 or (f.separate_asks and f.questions >= 1)
+    return f.options == 0 and not f.data_list and asks
 
 
 @dataclass(frozen=True)
