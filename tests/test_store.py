@@ -3,43 +3,35 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from ember.errors import NotFound
+from ember.reliability.durability import Unreachable, postgres_database
 from ember.store.migrations import MIGRATIONS, migrate
 from ember.store.schema import conversations, messages
 from ember.store.sql import TITLE_CHARS, SqlStore, StoredAnswer, new_conversation_id, open_engine
 from ember.types import Message, Usage
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-PG_URL = "postgresql://postgres@127.0.0.1:5432/{name}"
 
 
 def _postgres_url() -> Iterator[str]:
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    name = f"ember_test_{uuid.uuid4().hex[:12]}"
+    """A fresh database on the local PostgreSQL, dropped afterwards; skipped (or failed, when required) if
+    there is none."""
     try:
-        try:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        except OperationalError as exc:
-            detail = " ".join(str(exc.orig).split())
-            reason = f"PostgreSQL is not reachable at 127.0.0.1:5432 ({detail})"
-            if os.environ.get("EMBER_REQUIRE_POSTGRES") == "1":
-                pytest.fail(f"{reason}, and EMBER_REQUIRE_POSTGRES=1")
-            pytest.skip(f"{reason}; set EMBER_REQUIRE_POSTGRES=1 to make this a failure")
-        yield PG_URL.format(name=name)
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.dispose()
+        with postgres_database(PG_ADMIN_URL) as url:
+            yield url
+    except Unreachable as exc:
+        reason = f"PostgreSQL is not reachable at 127.0.0.1:5432 ({exc})"
+        if os.environ.get("EMBER_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"{reason}, and EMBER_REQUIRE_POSTGRES=1")
+        pytest.skip(f"{reason}; set EMBER_REQUIRE_POSTGRES=1 to make this a failure")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
