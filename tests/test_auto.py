@@ -120,6 +120,14 @@ def test_router_table(text: str, target: str) -> None:
     assert route_of(text)[0] == target
 
 
+def test_high_effort_sends_tasks_to_work_out_to_contemplating() -> None:
+    registry.load_plugins()
+    for text, usual in ((GSM8K_LIKE, "program"), (ARC_LIKE, "choice"), ("Tell me about owls.", "ember-instant")):
+        high = choose(ChatRequest("ember-auto", [Message("user", text)], reasoning_effort="high"))
+        assert high.target == ("ember-instant" if usual == "ember-instant" else "ember-contemplating")
+        assert route_of(text)[0] == usual  # without the ask, the cheap route
+
+
 def test_router_stays_within_the_keys_scopes() -> None:
     assert route_of("What are the side effects of ibuprofen?")[0] == "ember-health"
     assert route_of("What are the side effects of ibuprofen?", frozenset({"chat"}))[0] == "ember-instant"

@@ -2,7 +2,8 @@
 
 Images first (to a mode that describes them); then the shape of the task, because its words mislead (a
 word problem that "buys" apples is arithmetic, not shopping; a biology question about breathing is science,
-not a health worry): a bare arithmetic expression goes to the calculator, a multiple-choice question to a
+not a health worry): a bare arithmetic expression goes to the calculator; a task to work out goes to
+`ember-contemplating` when the caller asked for high reasoning effort, else a multiple-choice question to a
 direct answer from the `chat` model, a word problem with numbers to a program that model writes and the
 calculator runs (escalated to `ember-thinking` when it does not run), several separate asks to the planner;
 then intent: health and
@@ -70,6 +71,7 @@ class Features:
     enumerated: int
     separate_asks: bool
     data_list: bool  # the questions or items are material for one task, not separate asks
+    effort: str | None = None  # the reasoning_effort the caller asked for, if any
 
     def signals(self) -> dict[str, object]:
         return {k: v for k, v in self.__dict__.items() if v not in (False, None, 0)}
@@ -89,6 +91,7 @@ def features(request: ChatRequest) -> Features:
         enumerated=len(_ENUMERATED.findall(text)),
         separate_asks=bool(_SEPARATE_ASK.search(text)),
         data_list=bool(_DATA_LIST.search(text)),
+        effort=request.reasoning_effort,
     )
 
 
@@ -102,6 +105,10 @@ def bare_expression(text: str) -> str | None:
     except CalculationError:
         return None
     return candidate
+
+
+def _word_problem(f: Features) -> bool:
+    return f.questions <= 1 and ((f.numbers >= 1 and f.quantity_question) or (f.numbers >= 2 and f.questions >= 1))
 
 
 def _multi_part(f: Features) -> bool:
@@ -121,12 +128,17 @@ class Rule:
 RULES: tuple[Rule, ...] = (
     Rule("images", lambda f: f.images, "ember-instant", "the request has images: described, then answered"),
     Rule("arithmetic", lambda f: f.expression is not None, "calculator", "a bare arithmetic expression"),
+    Rule(
+        "depth asked",
+        lambda f: f.effort == "high" and (f.options >= 2 or _word_problem(f)),
+        "ember-contemplating",
+        "a task to work out, and the caller asked for high reasoning effort: several agents, then a vote",
+        "high",
+    ),
     Rule("multiple choice", lambda f: f.options >= 2, "choice", "a multiple-choice question: answered directly"),
     Rule(
         "word problem",
-        lambda f: (
-            f.questions <= 1 and ((f.numbers >= 1 and f.quantity_question) or (f.numbers >= 2 and f.questions >= 1))
-        ),
+        _word_problem,
         "program",
         "a question with numbers to work out: the model writes the arithmetic, the calculator runs it",
         "low",
