@@ -198,6 +198,7 @@ def test_multiple_choice_is_answered_directly_within_a_short_cap(tmp_path: Path)
         ("price = 2.5\ncount = 4\ntotal = price * count\ntotal -= 1\nprint(total)", "9"),
         ('"""docstring"""\nshare = 10 / 3\nprint("each gets", share)', "3.33333333333333"),
         ("a = 7\nanswer = int(a / 2) + max(1, 2)", "5"),
+        ('a = 3\nprint(f"a is {a}:", a * 2)', "6"),
     ],
 )
 def test_programs_run_exactly(code: str, value: str) -> None:

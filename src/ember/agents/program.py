@@ -94,7 +94,8 @@ def _run(statement: ast.stmt, names: dict[str, Any]) -> Any:
 
 
 def _is_text(node: ast.expr) -> bool:
-    return isinstance(node, ast.Constant | ast.JoinedStr) and not isinstance(getattr(node, "value", None), int | float)
+    """A label a program prints beside its number: a string or an f-string."""
+    return isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant) and isinstance(node.value, str))
 
 
 async def write_program(engine: Engine, messages: list[Message], params: GenerationParams) -> Program:
