@@ -42,7 +42,7 @@ from sqlalchemy.exc import OperationalError
 
 from ember.config import Settings
 from ember.reliability.integrity import Integrity, check
-from ember.reliability.server import free_port, log_tail, wait_healthy
+from ember.reliability.server import free_port, wait_healthy
 from ember.store.sql import open_engine
 
 PERSON = "durability-probe"
@@ -193,9 +193,6 @@ class Server:
         except click.ClickException as exc:
             self.kill()
             raise DurabilityError(exc.message) from exc
-
-    def log_tail(self, lines: int = 15) -> str:
-        return log_tail(self.workdir / f"server-{self.starts}.log", lines)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown handler, no flush, no goodbye."""
