@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 
 from ember.api.app import create_app
 from ember.config import EngineSpec, Settings
+from ember.types import Person
 
 TINY = {"engine": "llama_cpp", "model": "chat-tiny", "ctx_size": 1024, "parallel": 2}
 
@@ -31,6 +32,12 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("EMBER_") and key not in {"EMBER_REQUIRE_POSTGRES", "EMBER_REQUIRE_REDIS"}:
             monkeypatch.delenv(key)
+
+
+def who(label: str) -> Person:
+    """A person from how the API shows one: `owner/user` (`owner/` for a key's owner itself), or a local name."""
+    tenant, slash, name = label.partition("/")
+    return Person(tenant, name) if slash else Person("", label)
 
 
 def make_settings(tmp_path: Path, **roles: dict[str, Any]) -> Settings:

@@ -20,7 +20,7 @@ from ember.pipeline import Pipeline
 from ember.reliability import durability
 from ember.reliability.integrity import check
 from ember.store.sql import SqlStore, open_engine
-from ember.types import ChatRequest, GenerationParams, Message
+from ember.types import ChatRequest, GenerationParams, Message, Person
 
 from .conftest import make_settings
 from .test_store import PG_ADMIN_URL, ask
@@ -32,18 +32,20 @@ async def _ends_after_commit(tmp_path: Path, stream_words: int) -> None:
     settings = make_settings(tmp_path, chat_fast={"engine": "fake", "model": "fake", "options": {"replies": [reply]}})
     store = SqlStore(settings.db_url)
     pipeline = Pipeline(EnginePool(settings), store)
-    request = ChatRequest("ember-instant", [Message("user", "hello there")], GenerationParams(), user="dora")
+    request = ChatRequest(
+        "ember-instant", [Message("user", "hello there")], GenerationParams(), user=Person("", "dora")
+    )
     seen: list[str] = []
     try:
         async for delta in pipeline.chat(request):
             assert request.conversation_id is not None
-            stored = store.list_conversations("dora")
+            stored = store.list_conversations(Person("", "dora"))
             if delta.finish_reason is None:
                 assert stored == [], "an exchange was stored before its answer ended"
                 seen.append(delta.content)
                 continue
             # the end of the answer: by now the whole exchange must be committed
-            turns = store.get_conversation(request.conversation_id, "dora")["messages"]
+            turns = store.get_conversation(request.conversation_id, Person("", "dora"))["messages"]
             assert [(t["role"], t["content"]) for t in turns] == [("user", "hello there"), ("assistant", reply)]
             assert turns[1]["finish_reason"] == "stop"
             assert "".join(seen) + delta.content == reply

@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ember.api.app import create_app
+from ember.types import Person
 
 from .conftest import TINY, make_settings, run_cli, sse_events
 
@@ -177,9 +178,9 @@ def test_cli_chat_embedded_stores_history(tmp_path: Path, model_cache: Path) -> 
 
     store = SqlStore(f"sqlite:///{tmp_path / 'data' / 'ember.db'}")
     try:
-        convs = store.list_conversations("cli-user")
+        convs = store.list_conversations(Person("", "cli-user"))
         assert len(convs) == 1  # both turns went into one conversation
-        messages: list[dict[str, Any]] = store.get_conversation(convs[0]["id"], "cli-user")["messages"]
+        messages: list[dict[str, Any]] = store.get_conversation(convs[0]["id"], Person("", "cli-user"))["messages"]
         assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
     finally:
         store.close()

@@ -25,13 +25,13 @@ from ember.config import Settings
 from ember.errors import InvalidRequest
 from ember.policy import privacy
 from ember.policy.keys import KeyStore
-from ember.store.schema import conversations, messages
-from ember.store.sql import SqlStore, new_conversation_id
-from ember.types import Message
+from ember.store.schema import api_keys, conversations, messages
+from ember.store.sql import SqlStore, StoredAnswer, new_conversation_id
+from ember.types import Message, Person
 
 from .audio import tone
-from .conftest import free_port, make_settings, run_cli, sse_events, wait_healthy
-from .test_store import _postgres_url, ask, message_count
+from .conftest import free_port, make_settings, run_cli, sse_events, wait_healthy, who
+from .test_store import _postgres_url, message_count
 
 DEFAULTS = {"history": True, "personalisation": False, "health_storage": False}
 FAKE = {"chat_fast": {"engine": "fake", "model": "fake", "ctx_size": 256}}
@@ -55,30 +55,37 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
 
 
 def talk(store: SqlStore, user: str, *texts: str) -> str:
-    """A stored conversation of `user`: one exchange per text."""
+    """A stored conversation of `user` (as `who` reads it): one exchange per text."""
     cid = new_conversation_id()
     history: list[Message] = []
     for text in texts:
         history.append(Message("user", text))
-        ask(store, cid, history, f"re: {text}", user=user)
+        store.save_exchange(
+            conversation_id=cid, user=who(user), mode="chat", prompt=history, answer=StoredAnswer(f"re: {text}")
+        )
         history.append(Message("assistant", f"re: {text}"))
     return cid
 
 
-def references(engine: sa.Engine, person: str, *, namespace: bool) -> list[str]:
-    """`table.column = value` for every string cell, in every table, that names `person` (or `person/...`)."""
+def references(engine: sa.Engine, person: Person, *, tenant: bool) -> list[str]:
+    """`table.column = value` for every string cell, in every table with a tenant, that names `person` in
+    their tenant (with `tenant`, every row of the tenant), and the API keys of the tenant's owner."""
     built = sa.MetaData()
     built.reflect(engine)
     found = []
     with engine.connect() as conn:
         for table in built.tables.values():
+            if "tenant" not in table.columns:
+                continue
             for column in table.columns:
-                if not isinstance(column.type, sa.String):
+                if not isinstance(column.type, sa.String) or (column.name == "tenant") != tenant:
                     continue
-                match = column == person
-                if namespace:
-                    match = sa.or_(match, column.startswith(person + "/", autoescape=True))
-                found += [f"{table.name}.{column.name} = {v}" for v in conn.scalars(sa.select(column).where(match))]
+                match = column == (person.tenant if tenant else person.name)
+                query = sa.select(column).where(match, table.c.tenant == person.tenant)
+                found += [f"{table.name}.{column.name} = {v}" for v in conn.scalars(query)]
+        if tenant:
+            owners = conn.scalars(sa.select(api_keys.c.owner).where(api_keys.c.owner == person.tenant))
+            found += [f"api_keys.owner = {v}" for v in owners]
     return found
 
 
@@ -90,26 +97,29 @@ def update(**flags: Any) -> privacy.ConsentUpdate:
 
 
 def test_consent_defaults_then_changes_one_flag_at_a_time(store: SqlStore) -> None:
-    assert store.get_consent("alice") is None
-    assert privacy.consent_of(store, "alice").as_dict() == DEFAULTS
+    assert store.get_consent(Person("", "alice")) is None
+    assert privacy.consent_of(store, Person("", "alice")).as_dict() == DEFAULTS
 
-    assert privacy.set_consent(store, "alice", update(history=False)).as_dict() == {**DEFAULTS, "history": False}
-    changed = privacy.set_consent(store, "alice", update(personalisation=True, health_storage=True))
+    assert privacy.set_consent(store, Person("", "alice"), update(history=False)).as_dict() == {
+        **DEFAULTS,
+        "history": False,
+    }
+    changed = privacy.set_consent(store, Person("", "alice"), update(personalisation=True, health_storage=True))
     assert changed == privacy.Consent(history=False, personalisation=True, health_storage=True)
-    assert store.get_consent("alice") == changed.as_dict()
-    assert privacy.consent_of(store, "bob") == privacy.DEFAULT_CONSENT
+    assert store.get_consent(Person("", "alice")) == changed.as_dict()
+    assert privacy.consent_of(store, Person("", "bob")) == privacy.DEFAULT_CONSENT
     with pytest.raises(InvalidRequest, match="at least one"):
-        privacy.set_consent(store, "carol", update())
-    assert store.get_consent("carol") is None
+        privacy.set_consent(store, Person("", "carol"), update())
+    assert store.get_consent(Person("", "carol")) is None
 
 
 def test_concurrent_first_writes_of_different_flags_all_survive(store: SqlStore) -> None:
     changes = [{"history": False}, {"personalisation": True}, {"health_storage": True}]
     for n in range(5):
-        person = f"p{n}"
+        person = Person("", f"p{n}")
         barrier = threading.Barrier(len(changes))
 
-        def write(change: dict[str, bool], person: str = person, barrier: threading.Barrier = barrier) -> None:
+        def write(change: dict[str, bool], person: Person = person, barrier: threading.Barrier = barrier) -> None:
             barrier.wait()
             store.set_consent(person, change, DEFAULTS)
 
@@ -126,9 +136,9 @@ def test_export_holds_everything_about_the_person_and_nothing_else(store: SqlSto
     second = talk(store, "alice", "another topic")
     talk(store, "bob", "bob's words")
     talk(store, "alice/x", "a namespaced person is someone else")
-    store.set_consent("alice", {"health_storage": True}, DEFAULTS)
+    store.set_consent(Person("", "alice"), {"health_storage": True}, DEFAULTS)
 
-    got = privacy.export(store, privacy.Subject("alice"), now=1_700_000_000)
+    got = privacy.export(store, privacy.Subject(Person("", "alice")), now=1_700_000_000)
 
     assert set(got) == {"object", "id", "exported_at", "consent", "conversations", *SHOPPING}  # no keys for a person
     assert (got["object"], got["id"], got["exported_at"]) == ("person.export", "alice", 1_700_000_000)
@@ -141,7 +151,7 @@ def test_export_holds_everything_about_the_person_and_nothing_else(store: SqlSto
         ("user", "and a second"),
         ("assistant", "re: and a second"),
     ]
-    assert got["conversations"][1] == store.get_conversation(second, "alice")
+    assert got["conversations"][1] == store.get_conversation(second, Person("", "alice"))
 
 
 def test_delete_person_removes_their_rows_only(store: SqlStore) -> None:
@@ -149,10 +159,10 @@ def test_delete_person_removes_their_rows_only(store: SqlStore) -> None:
     talk(store, "alice", "three")
     kept = talk(store, "bob", "bob stays")
     talk(store, "alice/x", "so does a namespaced person")
-    store.set_consent("alice", {"history": False}, DEFAULTS)
-    store.set_consent("bob", {"personalisation": True}, DEFAULTS)
+    store.set_consent(Person("", "alice"), {"history": False}, DEFAULTS)
+    store.set_consent(Person("", "bob"), {"personalisation": True}, DEFAULTS)
 
-    removed = privacy.forget(store, privacy.Subject("alice"))
+    removed = privacy.forget(store, privacy.Subject(Person("", "alice")))
 
     assert removed == {
         "object": "person.deleted",
@@ -160,23 +170,23 @@ def test_delete_person_removes_their_rows_only(store: SqlStore) -> None:
         "deleted": True,
         "removed": {"messages": 6, "conversations": 2, "consent": 1, "api_keys": 0, **NO_SHOPPING},
     }
-    assert references(store.engine, "alice", namespace=False) == []
-    held = privacy.export(store, privacy.Subject("alice"))
+    assert references(store.engine, Person("", "alice"), tenant=False) == []
+    held = privacy.export(store, privacy.Subject(Person("", "alice")))
     assert (held["consent"], held["conversations"]) == ({}, [])
-    assert store.get_conversation(kept, "bob")["messages"][0]["content"] == "bob stays"
-    assert store.get_consent("bob") == {**DEFAULTS, "personalisation": True}
-    assert len(store.list_conversations("alice/x")) == 1
-    assert set(privacy.forget(store, privacy.Subject("alice"))["removed"].values()) == {0}
+    assert store.get_conversation(kept, Person("", "bob"))["messages"][0]["content"] == "bob stays"
+    assert store.get_consent(Person("", "bob")) == {**DEFAULTS, "personalisation": True}
+    assert len(store.list_conversations(Person("alice", "x"))) == 1
+    assert set(privacy.forget(store, privacy.Subject(Person("", "alice")))["removed"].values()) == {0}
 
 
 def test_an_owner_is_erased_with_its_people_and_keys(store: SqlStore, tmp_path: Path) -> None:
     keys = KeyStore(store.engine, Settings(data_dir=tmp_path))
     for key_owner in ("a_c", "a_c", "abc", "a_cd"):
         keys.create(key_owner, ("chat",), "free")
-    for person in ("a_c", "a_c/bob", "a_c/carol", "abc", "abc/dan", "a_cd", "a_cd/eve"):
+    for person in ("a_c/", "a_c/bob", "a_c/carol", "abc/", "abc/dan", "a_cd/", "a_cd/eve", "a_c", "x/a_c"):
         talk(store, person, f"words of {person}")
-        store.set_consent(person, {"personalisation": True}, DEFAULTS)
-    owner = privacy.Subject("a_c", owner=True)
+        store.set_consent(who(person), {"personalisation": True}, DEFAULTS)
+    owner = privacy.Subject(Person("a_c", ""), tenant=True)
 
     held = privacy.export(store, owner)
     assert sorted(held["consent"]) == ["a_c", "a_c/bob", "a_c/carol"]  # '_' is not a wildcard
@@ -186,11 +196,11 @@ def test_an_owner_is_erased_with_its_people_and_keys(store: SqlStore, tmp_path: 
 
     removed = {"messages": 6, "conversations": 3, "consent": 3, "api_keys": 2, **NO_SHOPPING}
     assert privacy.forget(store, owner)["removed"] == removed
-    assert references(store.engine, "a_c", namespace=True) == []
+    assert references(store.engine, Person("a_c", ""), tenant=True) == []
     assert {k: v for k, v in privacy.export(store, owner).items() if k in EMPTY} == EMPTY
     assert sorted(k["owner"] for k in keys.list()) == ["a_cd", "abc"]
-    for person in ("abc", "abc/dan", "a_cd", "a_cd/eve"):
-        assert len(store.list_conversations(person)) == 1 and store.get_consent(person) is not None
+    for person in ("abc/", "abc/dan", "a_cd/", "a_cd/eve", "a_c", "x/a_c"):  # a local a_c is not the owner a_c
+        assert len(store.list_conversations(who(person))) == 1 and store.get_consent(who(person)) is not None
 
 
 def age(store: SqlStore, conversation_id: str, updated_at: float) -> None:
@@ -210,15 +220,18 @@ def test_retention_purges_what_was_last_updated_before_the_cutoff(store: SqlStor
     assert privacy.purge_expired(store, week, now) == privacy.Purged(1, 4, now - 7 * DAY)
 
     assert store.owner_of(old) is None
-    assert [c["id"] for c in store.list_conversations("alice")] == [fresh]
-    assert store.list_conversations("bob")[0]["id"] == edge
-    assert privacy.export(store, privacy.Subject("alice"))["conversations"][0]["messages"][0]["content"] == "new"
+    assert [c["id"] for c in store.list_conversations(Person("", "alice"))] == [fresh]
+    assert store.list_conversations(Person("", "bob"))[0]["id"] == edge
+    assert (
+        privacy.export(store, privacy.Subject(Person("", "alice")))["conversations"][0]["messages"][0]["content"]
+        == "new"
+    )
     assert message_count(store, old) == 0
     assert privacy.purge_expired(store, week, now) == privacy.Purged(0, 0, now - 7 * DAY)
     assert privacy.purge_expired(store, week.model_copy(update={"retention_days": 0.5}), now).conversations == 1
 
 
-async def purged(store: SqlStore, person: str) -> None:
+async def purged(store: SqlStore, person: Person) -> None:
     while store.list_conversations(person):  # noqa: ASYNC110 - the database has no event to wait on
         await anyio.sleep(0.01)
 
@@ -229,9 +242,9 @@ async def test_keep_purging_runs_at_once_and_again(store: SqlStore, tmp_path: Pa
     with anyio.fail_after(10):
         async with anyio.create_task_group() as tg:
             tg.start_soon(privacy.keep_purging, store, settings, 0.02)
-            await purged(store, "alice")
+            await purged(store, Person("", "alice"))
             age(store, talk(store, "alice", "old too"), time.time() - 2 * DAY)  # the next round takes it
-            await purged(store, "alice")
+            await purged(store, Person("", "alice"))
             tg.cancel_scope.cancel()
     await privacy.keep_purging(store, Settings(data_dir=tmp_path), 0.02)  # no period: returns at once
 
@@ -357,7 +370,7 @@ def test_export_and_delete_through_the_api(client: TestClient) -> None:
         "removed": {"messages": 2, "conversations": 1, "consent": 1, "api_keys": 0, **NO_SHOPPING},
     }
     store: SqlStore = client.app.state.pipeline.store  # type: ignore[attr-defined]
-    assert references(store.engine, "frank", namespace=False) == []
+    assert references(store.engine, Person("", "frank"), tenant=False) == []
     empty = client.get("/v1/me/export", params={"user": "frank"}).json()
     assert (empty["consent"], empty["conversations"]) == ({}, [])
     assert client.get("/v1/me", params={"user": "frank"}).json()["consent"] == DEFAULTS
@@ -379,9 +392,13 @@ def make_key(settings: Settings, owner: str, scopes: tuple[str, ...] = ("chat", 
 
 def test_a_key_owner_erases_itself_its_people_and_its_keys(tmp_path: Path) -> None:
     settings = keyed_settings(tmp_path)
-    acme, spare, other = make_key(settings, "acme"), make_key(settings, "acme"), make_key(settings, "acme2")
+    acme, spare = make_key(settings, "acme", ("chat", "admin")), make_key(settings, "acme")
+    other = make_key(settings, "acme2")
     with TestClient(create_app(settings)) as client:
-        as_acme = {"Authorization": f"Bearer {acme}"}
+        as_acme, as_spare = {"Authorization": f"Bearer {acme}"}, {"Authorization": f"Bearer {spare}"}
+        for method in ("GET", "DELETE"):  # the whole owner (its people and keys) takes the admin scope
+            refused = client.request(method, "/v1/me/export" if method == "GET" else "/v1/me", headers=as_spare)
+            assert refused.status_code == 403 and "admin" in refused.json()["error"]["message"]
         assert chat(client, "acme itself", as_acme).status_code == 200
         assert chat(client, "bob at acme", as_acme, user="bob").status_code == 200
         assert chat(client, "carol at acme", as_acme, user="carol").status_code == 200
@@ -401,8 +418,8 @@ def test_a_key_owner_erases_itself_its_people_and_its_keys(tmp_path: Path) -> No
         for key in (acme, spare):  # hard-deleted: the keys no longer exist
             assert client.get("/v1/me", headers={"Authorization": f"Bearer {key}"}).status_code == 401
         store: SqlStore = client.app.state.pipeline.store  # type: ignore[attr-defined]
-        assert references(store.engine, "acme", namespace=True) == []
-        held = privacy.export(store, privacy.Subject("acme", owner=True))
+        assert references(store.engine, Person("acme", ""), tenant=True) == []
+        held = privacy.export(store, privacy.Subject(Person("acme", ""), tenant=True))
         assert {k: v for k, v in held.items() if k in EMPTY} == EMPTY
         assert len(client.get("/v1/conversations", headers={"Authorization": f"Bearer {other}"}).json()["data"]) == 1
 
@@ -427,7 +444,7 @@ def test_privacy_purge_command(tmp_path: Path) -> None:
     assert "purged 1 conversations (2 messages)" in week.stdout
     store = SqlStore(settings.db_url)
     try:
-        assert store.list_conversations("alice") == []
+        assert store.list_conversations(Person("", "alice")) == []
     finally:
         store.close()
 
@@ -467,7 +484,7 @@ def test_logs_hold_no_content_keys_or_audio(
     heard = "zanzibar quokka heard aloud"
     fake_asr = {"engine": "fake", "model": "fake", "options": {"text": heard}}
     settings = make_settings(tmp_path, asr=fake_asr, **FAKE).model_copy(update={"require_keys": True})
-    key = make_key(settings, "logco")
+    key = make_key(settings, "logco", ("chat", "audio", "admin"))
     secrets = ["pelican marmalade sentence", "obsidian walrus reply", "ultraviolet tapir", heard, key, key[-20:]]
     audio = tone(1.0, hz=523.0)
     audio_b64 = base64.b64encode(audio).decode()

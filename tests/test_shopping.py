@@ -23,8 +23,9 @@ from ember.shopping.ingest import EventIn, FriendshipIn, ItemIn, PostIn
 from ember.shopping.intent import parse
 from ember.shopping.service import Shop, shop_for
 from ember.store.sql import SqlStore
+from ember.types import Person
 
-from .conftest import make_settings
+from .conftest import make_settings, who
 from .test_privacy import references
 from .test_store import _postgres_url
 
@@ -131,7 +132,7 @@ def test_cli_import_reports_bad_rows_by_line_and_keeps_the_rest(
     try:
         assert [i.id for i in ShoppingData(store.engine).items()] == ["mug-1", "mug-7"]
         assert ShoppingData(store.engine).items()[0].attributes == {"colour": "blue"}
-        kept = ShoppingData(store.engine).person_events("ana")
+        kept = ShoppingData(store.engine).person_events(Person("", "ana"))
         assert [(e.item_id, e.kind, e.ts) for e in kept] == [
             ("mug-1", "view", 1767348000.0),
             ("mug-7", "purchase", 1767348000.0),
@@ -217,7 +218,7 @@ def test_recommendations_filter_explain_and_cover_new_items(client: TestClient) 
 def test_who_sees_which_post(client: TestClient) -> None:
     def visible(user: str) -> set[str]:
         items = [i.id for i in shop_of(client).data.items()]
-        return {p.id for p in shop_of(client).data.visible_posts(user, items, 50)}
+        return {p.id for p in shop_of(client).data.visible_posts(who(user), items, 50)}
 
     public = {"post-ben-espresso", "post-cleo-tent", "post-ana-coffee"}
     assert visible("eli") == public  # no friends: public posts only
@@ -281,7 +282,9 @@ def test_instructions_in_a_product_description_change_nothing(client: TestClient
     # the citations are the recommender's ranking for the shopper's intent, whatever the model writes; the
     # new words move the item's text vector like any description edit, no more: it stays the best match
     shop, text = shop_of(client), "I need trail running shoes under $150"
-    recs, _ = find(shop, "eli", grounded(shop, "eli", parse(json.dumps(INTENT), text, shop.recommender.categories())))
+    recs, _ = find(
+        shop, who("eli"), grounded(shop, who("eli"), parse(json.dumps(INTENT), text, shop.recommender.categories()))
+    )
     assert [c["id"] for c in attacked["citations"] if c["kind"] == "product"] == [r.item.id for r in recs]
     assert attacked["citations"][0]["id"] == plain["citations"][0]["id"] == "trail-runner-2"
     assert all(c["meta"]["price"] <= 150 for c in attacked["citations"] if c["kind"] == "product")
@@ -325,14 +328,16 @@ def test_a_category_or_constraints_the_shopper_never_gave_are_dropped(client: Te
     reply = '{"query": "good coffee maker", "category": "Books", "budget": 60, "constraints": ["Books", "Kitchen"]}'
     got = intent.parse(reply, "a good coffee maker, budget 60", categories)  # what SmolLM2-135M answered
     assert (got.category, got.budget, got.constraints, got.category_stated) == ("Books", 60.0, (), False)
-    checked = grounded(shop_of(client), "eli", got)
+    checked = grounded(shop_of(client), who("eli"), got)
     assert checked.category is None and "dropped category 'Books'" in checked.notes[-1]
     kept = grounded(
-        shop_of(client), "eli", intent.parse('{"query": "trail shoes", "category": "Shoes"}', "trail shoes", [])
+        shop_of(client), who("eli"), intent.parse('{"query": "trail shoes", "category": "Shoes"}', "trail shoes", [])
     )
     assert kept.category is None  # no categories given: nothing to keep
     shoes = intent.parse('{"query": "trail running", "category": "Shoes"}', "something for trail running", categories)
-    assert grounded(shop_of(client), "eli", shoes).category == "Shoes"  # the model's pick, and the catalogue agrees
+    assert (
+        grounded(shop_of(client), who("eli"), shoes).category == "Shoes"
+    )  # the model's pick, and the catalogue agrees
 
 
 # --- privacy: export and erasure cover shopping data ---------------------------------------------------------
@@ -347,7 +352,7 @@ def test_export_and_forget_cover_events_posts_and_friendships(client: TestClient
 
     gone = client.delete("/v1/me", params={"user": "ben"}).json()["removed"]
     assert (gone["events"], gone["posts"], gone["friendships"], gone["post_links"]) == (12, 1, 4, 2)
-    assert references(shop_of(client).store.engine, "ben", namespace=False) == []
+    assert references(shop_of(client).store.engine, Person("", "ben"), tenant=False) == []
     held = client.get("/v1/me/export", params={"user": "ben"}).json()
     assert (held["events"], held["posts"], held["friendships"], held["named_in_posts"]) == ([], [], [], [])
     assert client.get("/v1/posts/post-dev-headphones", params={"user": "cleo"}).status_code == 200  # others keep
@@ -374,22 +379,31 @@ def test_shopping_tables_on_each_backend(data: ShoppingData) -> None:
     assert data.upsert_items([items[0].model_copy(update={"title": "Renamed", "price": 7.5})]) == 1
     assert (data.item("i0").title, data.item("i0").price) == ("Renamed", 7.5)  # type: ignore[union-attr]
     stored, errors = data.add_events(
-        [(1, EventIn(user="a_b", item="i1", type="like")), (2, EventIn(user="a_b", item="x", type="view"))]
+        "",
+        [
+            (1, EventIn(user="a_b", item="i1", type="like")),
+            (2, EventIn(user="a_b", item="x", type="view")),
+        ],
     )
     assert stored == 1 and [e.where for e in errors] == [2]
-    data.add_friendships([FriendshipIn(user="a_b", friend="c")])
+    data.add_friendships("", [FriendshipIn(user="a_b", friend="c")])
     posts = [
         PostIn(id="p1", author="c", text="for friends", items=["i1"], audience="friends"),
         PostIn(id="p2", author="d", text="for a_b only", items=["i2"], audience="people", people=["a_b"]),
         PostIn(id="p3", author="d", text="public", items=["i2"], audience="public"),
         PostIn(id="p1", author="d", text="same id", audience="public"),
     ]
-    stored, errors = data.add_posts(list(enumerate(posts)))
+    stored, errors = data.add_posts("", list(enumerate(posts)))
     assert stored == 3 and [e.message for e in errors] == ["id: post 'p1' exists"]
-    assert {p.id for p in data.visible_posts("a_b", ["i1", "i2"], 10)} == {"p1", "p2", "p3"}
-    assert {p.id for p in data.visible_posts("aXb", ["i1", "i2"], 10)} == {"p3"}  # '_' is no wildcard
-    assert data.delete_person("a_b", namespace=False) == {"events": 1, "posts": 0, "post_links": 1, "friendships": 2}
-    assert {p.id for p in data.visible_posts("c", ["i1"], 10)} == {"p1"}
+    assert {p.id for p in data.visible_posts(Person("", "a_b"), ["i1", "i2"], 10)} == {"p1", "p2", "p3"}
+    assert {p.id for p in data.visible_posts(Person("", "aXb"), ["i1", "i2"], 10)} == {"p3"}  # '_' is no wildcard
+    assert data.delete_person(Person("", "a_b"), tenant=False) == {
+        "events": 1,
+        "posts": 0,
+        "post_links": 1,
+        "friendships": 2,
+    }
+    assert {p.id for p in data.visible_posts(Person("", "c"), ["i1"], 10)} == {"p1"}
     assert data.training_events(10) == []
 
 
@@ -416,12 +430,12 @@ def test_keys_need_their_scopes_and_see_only_their_own_people(tmp_path: Path) ->
         assert client.post("/v1/events", json={"events": [event]}, headers=acme).json()["accepted"] == 1
         post = {"id": "p-acme", "author": "bob", "text": "Great tent", "items": ["tent-2p"], "audience": "public"}
         assert client.post("/v1/posts", json={"posts": [post]}, headers=acme).json()["accepted"] == 1
-        held = shop_of(client).data.export_person("acme/bob", namespace=False)
+        held = shop_of(client).data.export_person(Person("acme", "bob"), tenant=False)
         assert [e["user"] for e in held["events"]] == ["acme/bob"] and held["posts"][0]["author"] == "acme/bob"
         seen = client.get("/v1/posts/p-acme", params={"user": "carol"}, headers=acme)
         assert seen.json()["author"] == "acme/bob"  # public within acme's people
-        assert shop_of(client).data.post("p-acme", "carol") is None  # not for people outside acme
-        assert shop_of(client).data.post("post-ben-espresso", "acme/carol") is None
+        assert shop_of(client).data.post("p-acme", Person("", "carol")) is None  # not for people outside acme
+        assert shop_of(client).data.post("post-ben-espresso", Person("acme", "carol")) is None
 
 
 def test_earlier_turns_are_kept_and_the_data_sits_before_the_last_question() -> None:

@@ -16,7 +16,7 @@ from ember.reliability.durability import Unreachable, postgres_database
 from ember.store.migrations import MIGRATIONS, migrate
 from ember.store.schema import conversations, messages
 from ember.store.sql import TITLE_CHARS, SqlStore, StoredAnswer, new_conversation_id, open_engine
-from ember.types import Message, Usage
+from ember.types import Message, Person, Usage
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -65,7 +65,7 @@ def ask(
 ) -> None:
     store.save_exchange(
         conversation_id=conversation_id,
-        user=user,
+        user=Person("", user),
         mode=mode,
         prompt=prompt,
         answer=StoredAnswer(content, usage=usage, **answer),
@@ -161,7 +161,7 @@ def test_save_exchange_then_get_conversation(store: SqlStore) -> None:
         finish_reason="stop",
     )
 
-    got = store.get_conversation(cid, "alice")
+    got = store.get_conversation(cid, Person("", "alice"))
 
     assert without_times(got) == {
         "id": cid,
@@ -189,7 +189,7 @@ def test_save_exchange_then_get_conversation(store: SqlStore) -> None:
 def test_answer_without_usage_or_reasoning(store: SqlStore) -> None:
     cid = new_conversation_id()
     ask(store, cid, [Message("user", "")], "", finish_reason="length")
-    got = store.get_conversation(cid, "alice")
+    got = store.get_conversation(cid, Person("", "alice"))
     assert got["title"] == "(untitled)"
     assert without_times(got)["messages"] == [
         {"role": "user", "content": ""},
@@ -205,7 +205,7 @@ def test_answer_without_usage_or_reasoning(store: SqlStore) -> None:
 def test_a_nul_in_model_output_is_stored_as_a_replacement_character(store: SqlStore) -> None:
     cid = new_conversation_id()
     ask(store, cid, [Message("user", "hi")], "a\x00b")
-    assert store.get_conversation(cid, "alice")["messages"][-1]["content"] == "a\ufffdb"
+    assert store.get_conversation(cid, Person("", "alice"))["messages"][-1]["content"] == "a\ufffdb"
 
 
 def test_list_conversations_is_per_user_and_newest_first(store: SqlStore) -> None:
@@ -215,18 +215,18 @@ def test_list_conversations_is_per_user_and_newest_first(store: SqlStore) -> Non
     ask(store, a2, [Message("user", "alice two")], "2")
     ask(store, a3, [Message("user", "alice three")], "3")
 
-    alice = store.list_conversations("alice")
+    alice = store.list_conversations(Person("", "alice"))
     assert [c["id"] for c in alice] == [a3, a2, a1]
     assert [c["title"] for c in alice] == ["alice three", "alice two", "alice one"]
     assert {c["user"] for c in alice} == {"alice"}
-    assert [c["id"] for c in store.list_conversations("bob")] == [b1]
-    assert store.list_conversations("carol") == []
-    assert [c["id"] for c in store.list_conversations("alice", limit=2)] == [a3, a2]
+    assert [c["id"] for c in store.list_conversations(Person("", "bob"))] == [b1]
+    assert store.list_conversations(Person("", "carol")) == []
+    assert [c["id"] for c in store.list_conversations(Person("", "alice"), limit=2)] == [a3, a2]
 
     # Continuing the oldest one makes it the newest.
     ask(store, a1, [Message("user", "alice one"), Message("assistant", "1"), Message("user", "more")], "4")
-    assert [c["id"] for c in store.list_conversations("alice")] == [a1, a3, a2]
-    assert [c["id"] for c in store.list_conversations("bob")] == [b1]
+    assert [c["id"] for c in store.list_conversations(Person("", "alice"))] == [a1, a3, a2]
+    assert [c["id"] for c in store.list_conversations(Person("", "bob"))] == [b1]
 
 
 def test_get_conversation_of_another_user_is_not_found(store: SqlStore) -> None:
@@ -234,28 +234,28 @@ def test_get_conversation_of_another_user_is_not_found(store: SqlStore) -> None:
     ask(store, cid, [Message("user", "secret")], "ok")
 
     with pytest.raises(NotFound) as exc:
-        store.get_conversation(cid, "mallory")
+        store.get_conversation(cid, Person("", "mallory"))
     assert exc.value.status == 404
     assert exc.value.param == "conversation_id"
     assert "secret" not in str(exc.value)
 
     with pytest.raises(NotFound):
-        store.get_conversation(new_conversation_id(), "alice")
-    assert store.get_conversation(cid, "alice")["id"] == cid
+        store.get_conversation(new_conversation_id(), Person("", "alice"))
+    assert store.get_conversation(cid, Person("", "alice"))["id"] == cid
 
 
 def test_continuing_appends_only_the_new_turns(store: SqlStore) -> None:
     cid = new_conversation_id()
     history = [Message("system", "sys"), Message("user", "q1")]
     ask(store, cid, history, "a1", usage=Usage(5, 1), finish_reason="stop")
-    first = store.get_conversation(cid, "alice")
+    first = store.get_conversation(cid, Person("", "alice"))
 
     history += [Message("assistant", "a1"), Message("user", "q2")]
     ask(store, cid, history, "a2", mode="chat-fast", usage=Usage(9, 2), finish_reason="stop")
     history += [Message("assistant", "a2"), Message("user", "q3")]
     ask(store, cid, history, "a3", mode="chat-fast", usage=Usage(13, 4), finish_reason="length")
 
-    got = store.get_conversation(cid, "alice")
+    got = store.get_conversation(cid, Person("", "alice"))
     assert [(m["role"], m["content"]) for m in got["messages"]] == [
         ("system", "sys"),
         ("user", "q1"),
@@ -280,7 +280,7 @@ def test_continuing_appends_only_the_new_turns(store: SqlStore) -> None:
 def test_owner_of(store: SqlStore) -> None:
     cid = new_conversation_id()
     ask(store, cid, [Message("user", "hi")], "hello", user="bob")
-    assert store.owner_of(cid) == "bob"
+    assert store.owner_of(cid) == Person("", "bob")
     assert store.owner_of(new_conversation_id()) is None
 
 
@@ -298,7 +298,7 @@ def test_deleting_a_conversation_cascades_to_its_messages(store: SqlStore) -> No
     assert message_count(store, kept) == 2
     assert store.owner_of(gone) is None
     with pytest.raises(NotFound):
-        store.get_conversation(gone, "alice")
+        store.get_conversation(gone, Person("", "alice"))
 
 
 def test_messages_need_an_existing_conversation(store: SqlStore) -> None:

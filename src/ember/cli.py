@@ -33,7 +33,7 @@ from ember.intake.audio import AudioClip, load_audio
 from ember.intake.images import load_image
 from ember.reliability.cli import reliability
 from ember.shopping.commands import import_
-from ember.types import ChatRequest, Delta, GenerationParams, Message, TranscribeOptions, Transcript
+from ember.types import ChatRequest, Delta, GenerationParams, Message, Person, TranscribeOptions, Transcript
 
 if TYPE_CHECKING:
     from ember.engines.openai_compat import OpenAITranscriber
@@ -148,7 +148,7 @@ async def _embedded_turns(mode: str, user: str, params: GenerationParams) -> tup
     conversation: dict[str, str | None] = {"id": None}
 
     async def turn(history: list[Message]) -> AsyncIterator[Delta]:
-        request = ChatRequest(mode, history, params, user=user, conversation_id=conversation["id"])
+        request = ChatRequest(mode, history, params, user=Person("", user), conversation_id=conversation["id"])
         async for delta in pipeline.chat(request):
             yield delta
         conversation["id"] = request.conversation_id

@@ -1,5 +1,5 @@
-"""handle(request): route to the mode the request names, stream its answer, store the exchange;
-and speech to text for intake and the transcription endpoint.
+"""The pipeline: open a request (its conversation: whose it is and its stored turns), route it to the mode
+it names, stream the answer and store the exchange; and speech to text for intake and transcription.
 
 Intake (validation) happens before this, in the API or CLI; policy (keys, limits, consent) will sit
 between intake and routing. The pipeline does not know about HTTP or SSE, nor about metrics: it reports
@@ -19,13 +19,13 @@ import anyio
 
 from ember import registry
 from ember.engines.pool import EnginePool
-from ember.errors import ModelNotFound, NotFound, shown
+from ember.errors import ModelNotFound, shown
 from ember.health.triage import crisis_notice
 from ember.intake.audio import AudioClip
-from ember.modes.base import Mode
+from ember.modes.base import Mode, scope_of
 from ember.policy.privacy import Consent, consent_of, refuse_continuing
 from ember.store.sql import SqlStore, StoredAnswer, new_conversation_id
-from ember.types import ChatRequest, Delta, Route, TranscribeOptions, Transcript, Usage, last_user_text
+from ember.types import ChatRequest, Delta, Message, Route, TranscribeOptions, Transcript, Usage, last_user_text
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,13 @@ def keeps(mode: Mode, consent: Consent) -> bool:
     return consent.history and (flag is None or bool(getattr(consent, flag)))
 
 
+def with_history(stored: list[Message], new: list[Message]) -> list[Message]:
+    """The whole conversation: the stored turns, then the new ones (or `new` itself when it already begins
+    with every stored turn, compared by role and text)."""
+    resent = [(m.role, m.content) for m in new[: len(stored)]]
+    return new if resent == [(m.role, m.content) for m in stored] else [*stored, *new]
+
+
 class Pipeline:
     def __init__(self, engines: EnginePool, store: SqlStore, observer: PipelineObserver | None = None) -> None:
         self.engines = engines
@@ -87,13 +94,23 @@ class Pipeline:
             )
         return mode
 
+    @staticmethod
+    def modes_for(scopes: frozenset[str]) -> list[str]:
+        """The modes a key with `scopes` may use."""
+        return [mode.name for mode in registry.modes if scope_of(mode) in scopes]
+
     async def open(self, request: ChatRequest) -> str:
-        """Check the request can be served and fix its conversation id (before any generation).
-        With the person's `history` consent (or the mode's own consent flag) off, nothing will be stored:
-        the id stays None and "" is returned, and a request that names a conversation to continue is
-        refused (HistoryOff, 400)."""
+        """Check the request can be served, fix its conversation id and put the conversation's stored turns
+        before the new ones (before any generation); returns the id.
+
+        Conversation ids are issued here: continuing one that is not this person's (another's, or one never
+        issued) is NotFound. `messages` are the turns to add; messages that begin with every stored turn
+        (clients that resend the whole conversation) are taken as they are. With the person's `history`
+        consent (or the mode's own consent flag) off, nothing will be stored: the id stays None and "" is
+        returned, and a request that names a conversation to continue is refused (HistoryOff, 400)."""
         mode = self.mode(request.model)
         consent = await anyio.to_thread.run_sync(consent_of, self.store, request.user)
+        request.opened = True
         if not keeps(mode, consent):
             refuse_continuing(
                 request.conversation_id, str(getattr(mode, "consent", "")) if consent.history else "history"
@@ -102,9 +119,8 @@ class Pipeline:
         if request.conversation_id is None:
             request.conversation_id = new_conversation_id()
             return request.conversation_id
-        owner = await anyio.to_thread.run_sync(self.store.owner_of, request.conversation_id)
-        if owner is not None and owner != request.user:
-            raise NotFound(f"conversation {request.conversation_id!r} not found", param="conversation_id")
+        stored = await anyio.to_thread.run_sync(self.store.history, request.conversation_id, request.user)
+        request.messages = with_history(stored, request.messages)
         return request.conversation_id
 
     async def transcribe(self, clip: AudioClip, options: TranscribeOptions, role: str = "asr") -> Transcript:
@@ -121,7 +137,7 @@ class Pipeline:
         finds it stored, even if the server dies a moment later. If the answer fails or the client leaves
         first, what was generated is stored as `cancelled`."""
         mode = self.mode(request.model)
-        if request.conversation_id is None:
+        if not request.opened:
             await self.open(request)
         answer = _Answer()
         held: list[Delta] = []  # the end of the answer, yielded once the exchange is stored

@@ -32,6 +32,26 @@ class Message:
 ReasoningEffort = Literal["low", "medium", "high"]
 
 
+@dataclass(frozen=True, order=True)
+class Person:
+    """Whose data: `tenant` is an API key's owner ("" for the operator and keyless local use), `name` the
+    request's `user` within it ("" for a key's owner acting for itself). Two persons are the same only when
+    both parts are equal, byte for byte: never by prefix, case or Unicode form."""
+
+    tenant: str
+    name: str
+
+    @property
+    def label(self) -> str:
+        """How the API shows this person (`owner/user`, the owner, or a local name); not an identity."""
+        if not self.tenant:
+            return self.name
+        return f"{self.tenant}/{self.name}" if self.name else self.tenant
+
+
+ANONYMOUS = Person("", "anonymous")
+
+
 @dataclass
 class Usage:
     """Tokens an answer cost. `reasoning_tokens` are the part of `completion_tokens` spent thinking."""
@@ -187,8 +207,9 @@ class ChatRequest:
     model: str
     messages: list[Message]
     params: GenerationParams = field(default_factory=GenerationParams)
-    user: str = "anonymous"
+    user: Person = ANONYMOUS
     conversation_id: str | None = None
+    opened: bool = False  # the pipeline checked the conversation and put its stored turns first
     reasoning_effort: ReasoningEffort | None = None  # for modes that think; None: the mode's default
     include_trace: bool = False  # multi-agent modes: return each agent's passes on the last delta
     scopes: frozenset[str] | None = None  # the caller's key scopes (None: all); ember-auto routes within them

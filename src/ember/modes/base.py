@@ -35,3 +35,8 @@ class Mode(Protocol):
     def run(self, request: ChatRequest, engines: EnginePool) -> AsyncIterator[Delta]:
         """Answer `request`, piece by piece."""
         ...
+
+
+def scope_of(mode: Mode) -> str:
+    """The key scope `mode` needs (its `scope` attribute; `chat` if it names none)."""
+    return str(getattr(mode, "scope", "chat"))

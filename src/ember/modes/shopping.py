@@ -30,7 +30,17 @@ from ember.shopping import intent as intents
 from ember.shopping.data import Post
 from ember.shopping.recommender import Ask, Recommendation
 from ember.shopping.service import Shop, shop_for
-from ember.types import ChatRequest, Citation, Delta, GenerationParams, Message, TraceStep, Usage, last_user_text
+from ember.types import (
+    ChatRequest,
+    Citation,
+    Delta,
+    GenerationParams,
+    Message,
+    Person,
+    TraceStep,
+    Usage,
+    last_user_text,
+)
 
 PRODUCTS_SHOWN = 5
 POSTS_SHOWN = 3
@@ -59,8 +69,8 @@ def quote(text: str, limit: int = QUOTED_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def display_name(person: str) -> str:
-    name = person.rsplit("/", 1)[-1]
+def display_name(person: Person) -> str:
+    name = person.name.rsplit("/", 1)[-1] or person.tenant
     return name[:1].upper() + name[1:]
 
 
@@ -149,7 +159,7 @@ async def read_intent(
     return intents.parse(reply, text, categories), reply, usage
 
 
-def grounded(shop: Shop, person: str, intent: intents.Intent) -> intents.Intent:
+def grounded(shop: Shop, person: Person, intent: intents.Intent) -> intents.Intent:
     """The intent without a category the model chose (the shopper did not name it) that none of the items
     best matching the query belongs to: small models pick a category at random."""
     if intent.category is None or intent.category_stated:
@@ -160,7 +170,7 @@ def grounded(shop: Shop, person: str, intent: intents.Intent) -> intents.Intent:
     return intent.without_category(f"dropped category {intent.category!r}: the query's best matches are not in it")
 
 
-def find(shop: Shop, person: str, intent: intents.Intent) -> tuple[list[Recommendation], list[Post]]:
+def find(shop: Shop, person: Person, intent: intents.Intent) -> tuple[list[Recommendation], list[Post]]:
     """The items for this intent (the category dropped if nothing in it fits), and visible posts about them."""
     ask = Ask(text=intent.search_text(), category=intent.category, max_price=intent.budget, k=PRODUCTS_SHOWN)
     recs = shop.recommender.recommend(person, ask)

@@ -1,8 +1,9 @@
 """API keys: created once and shown once, stored only as a sha256 hash, with owner, scopes and tier.
 
 `KeyStore` creates, lists, revokes and authenticates keys on the SQL store's database. `Principal` is
-who a request acts for; `person()` maps a request's `user` into that principal's namespace, so one
-key never reads another's people. This module does not limit rates or read HTTP headers.
+who a request acts for; `person()` maps a request's `user` to a `Person` in that principal's tenant (the
+key's owner; "" for keyless local use), so one key never reads another owner's people. This module does not
+limit rates or read HTTP headers.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy import Engine, select, update
 from ember.config import LOCAL_TIER, Settings
 from ember.errors import InvalidRequest, NotFound, PermissionDenied, Unauthenticated
 from ember.store.schema import api_keys
+from ember.types import ANONYMOUS, Person
 
 SCOPES = ("chat", "audio", "shopping", "health", "admin")
 KEY_PREFIX = "ember-"
@@ -34,15 +36,24 @@ class Principal:
     tier: str
     key_id: str | None = None
 
-    def require(self, scope: str) -> None:
-        if scope not in self.scopes:
-            raise PermissionDenied(f"this API key lacks the {scope!r} scope")
+    def require(self, scope: str, *alternatives: str) -> None:
+        """PermissionDenied unless the key holds `scope` (or one of the `alternatives`)."""
+        wanted = (scope, *alternatives)
+        if self.scopes.isdisjoint(wanted):
+            which = " or ".join(repr(s) for s in wanted)
+            raise PermissionDenied(f"this API key lacks the {which} scope")
 
-    def person(self, user: str | None) -> str:
-        """The stored identity of `user` as seen through this principal (the owner itself if none)."""
+    @property
+    def tenant(self) -> str:
+        """Whose people this principal reaches: its key's owner, or "" (the operator's) without a key."""
+        return "" if self.key_id is None else self.owner
+
+    def person(self, user: str | None) -> Person:
+        """`user` in this principal's tenant; without `user`, the key's owner itself (name "") or, without
+        a key, `anonymous`."""
         if self.key_id is None:
-            return user or "anonymous"
-        return f"{self.owner}/{user}" if user else self.owner
+            return Person("", user or ANONYMOUS.name)
+        return Person(self.owner, user or "")
 
 
 LOCAL = Principal(owner="local", scopes=frozenset(SCOPES), tier=LOCAL_TIER)
@@ -102,10 +113,8 @@ class KeyStore:
     def authenticate(self, secret: str) -> Principal:
         with self.engine.connect() as conn:
             row = conn.execute(select(api_keys).where(api_keys.c.hash == hash_key(secret))).first()
-        if row is None:
+        if row is None or row.revoked_at is not None:  # one answer: a revoked key is not told apart
             raise Unauthenticated("Incorrect API key provided.")
-        if row.revoked_at is not None:
-            raise Unauthenticated("This API key has been revoked.")
         if row.tier not in self.settings.tiers:
             raise PermissionDenied(f"this key's tier {row.tier!r} is no longer configured")
         return Principal(row.owner, frozenset(row.scopes.split(",")), row.tier, row.id)

@@ -1,12 +1,15 @@
 """Privacy policy: per-person consent flags, export and erasure of everything held about a person, and
 retention (purging history not updated for `settings.retention_days`).
 
-A request reaches one person, `Principal.person(user)`. A key's owner acting for itself (no `user`) is
-also answerable for the people in its namespace (`owner/...`) and for its API keys: its export shows them
-and its erasure deletes them, keys included (hard-deleted, so the key in use stops working at once).
+A request reaches one person, `Principal.person(user)`: a key reaches only people of its own tenant, and
+only with a scope under which people's data is kept (`chat`, `shopping`, `health`: an `audio`-only key holds
+none). A key's owner acting for itself (no `user`) is answerable for its whole tenant: with the `admin`
+scope its export shows every person of the tenant and its API keys, and its erasure deletes them, keys
+included (hard-deleted, so the key in use stops working at once).
 Erasure is one transaction over the shopping tables (events, posts, friendships, post audiences), then
 one over every other table that names a person (each is idempotent, so a failed erasure is simply
-repeated); nothing about a person is cached outside the database (the engines' prompt caches are not
+repeated), then SQLite's write-ahead log is emptied into the database file, whose deleted rows are
+overwritten (`secure_delete`); nothing about a person is cached outside the database (the engines' prompt caches are not
 keyed by person and are not touched here; the recommender's fitted model, an aggregate over consenting
 people, is refitted once their events are gone).
 
@@ -26,14 +29,16 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from sqlalchemy.exc import SQLAlchemyError
 
 from ember.config import Settings
-from ember.errors import InvalidRequest
+from ember.errors import InvalidRequest, PermissionDenied
 from ember.policy.keys import Principal
 from ember.shopping.data import ShoppingData
 from ember.store.sql import SqlStore
+from ember.types import Person
 
 log = logging.getLogger(__name__)
 
 FLAGS = ("history", "personalisation", "health_storage")
+DATA_SCOPES = ("chat", "shopping", "health")  # the scopes under which something about a person is kept
 DAY_S = 86_400
 PURGE_EVERY_S = 3_600.0  # how often the server re-runs the retention purge
 
@@ -77,25 +82,39 @@ class HistoryOff(InvalidRequest):
     code = "history_off"
 
 
+def person_of(principal: Principal, user: str | None) -> Person:
+    """The person whose consent a request reads or changes (PermissionDenied for a key without a scope
+    under which anything about people is kept)."""
+    principal.require(*DATA_SCOPES)
+    return principal.person(user)
+
+
 @dataclass(frozen=True)
 class Subject:
-    """Whose data a request reaches: `person`, and if `owner` (a key's owner acting for itself) also the
-    `person/...` people and the API keys `person` owns."""
+    """Whose data an export or erasure reaches: `person`, and with `tenant` (a key's owner acting for
+    itself) everyone in their tenant and the API keys its owner holds."""
 
-    person: str
-    owner: bool = False
+    person: Person
+    tenant: bool = False
 
     @classmethod
     def of(cls, principal: Principal, user: str | None) -> Subject:
-        return cls(principal.person(user), owner=principal.key_id is not None and user is None)
+        """PermissionDenied unless the key may: a scope that keeps data for one person, `admin` for all."""
+        whole = principal.key_id is not None and user is None
+        if whole and "admin" not in principal.scopes:
+            raise PermissionDenied(
+                "exporting or erasing a key's owner (every person of it and its API keys) needs the 'admin' "
+                "scope; pass `user` for one person"
+            )
+        return cls(person_of(principal, user), tenant=whole)
 
 
-def consent_of(store: SqlStore, person: str) -> Consent:
+def consent_of(store: SqlStore, person: Person) -> Consent:
     flags = store.get_consent(person)
     return DEFAULT_CONSENT if flags is None else Consent(**flags)
 
 
-def set_consent(store: SqlStore, person: str, update: ConsentUpdate) -> Consent:
+def set_consent(store: SqlStore, person: Person, update: ConsentUpdate) -> Consent:
     changes = update.changes()
     if not changes:
         raise InvalidRequest(f"give at least one of {', '.join(FLAGS)}")
@@ -117,11 +136,11 @@ def export(store: SqlStore, who: Subject, now: float | None = None) -> dict[str,
     """Everything held about `who`: stored consent flags by person (empty: defaults apply), conversations
     with their messages, for an owner its API keys without hashes, and their shopping data (events, posts,
     friendships, and the posts shared with them by name)."""
-    held = store.export_person(who.person, namespace=who.owner, keys=who.owner)
-    held |= ShoppingData(store.engine).export_person(who.person, namespace=who.owner)
+    held = store.export_person(who.person, tenant=who.tenant)
+    held |= ShoppingData(store.engine).export_person(who.person, tenant=who.tenant)
     return {
         "object": "person.export",
-        "id": who.person,
+        "id": who.person.label,
         "exported_at": int(time.time() if now is None else now),
         **held,
     }
@@ -129,10 +148,11 @@ def export(store: SqlStore, who: Subject, now: float | None = None) -> dict[str,
 
 def forget(store: SqlStore, who: Subject) -> dict[str, Any]:
     """Hard-delete `who` from every table; the counts say what went."""
-    removed = ShoppingData(store.engine).delete_person(who.person, namespace=who.owner)
-    removed = store.delete_person(who.person, namespace=who.owner, keys=who.owner) | removed
+    removed = ShoppingData(store.engine).delete_person(who.person, tenant=who.tenant)
+    removed = store.delete_person(who.person, tenant=who.tenant) | removed
+    store.checkpoint()
     log.info("erased a person on request: %s", ", ".join(f"{n} {table}" for table, n in removed.items()))
-    return {"object": "person.deleted", "id": who.person, "deleted": True, "removed": removed}
+    return {"object": "person.deleted", "id": who.person.label, "deleted": True, "removed": removed}
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from ember.policy.privacy import DEFAULT_CONSENT
 from ember.shopping import movielens
 from ember.shopping.ingest import read_rows
 from ember.shopping.service import Report, Shop
+from ember.types import Person
 
 DEMO_FILES = (
     ("catalog", "catalog.jsonl"),
@@ -34,7 +35,7 @@ def _consent(shop: Shop, people: Iterable[str]) -> int:
     defaults = DEFAULT_CONSENT.as_dict()
     count = 0
     for person in sorted(set(people)):
-        shop.store.set_consent(person, {"personalisation": True}, defaults)
+        shop.store.set_consent(Person("", person), {"personalisation": True}, defaults)
         count += 1
     return count
 

@@ -25,6 +25,7 @@ from threadpoolctl import ThreadpoolController
 from ember.engines.embeddings import DIM, Embedder
 from ember.shopping.data import Event, Item, ShoppingData
 from ember.shopping.ranker import MAX_MODEL_ITEMS, EmberRanker, Floats, Interactions, Ints, profile_vector
+from ember.types import Person
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ class _Parts:
 
 class Recommender:
     def __init__(
-        self, data: ShoppingData, embedder: Callable[[int | None], Embedder], personalised: Callable[[str], bool]
+        self, data: ShoppingData, embedder: Callable[[int | None], Embedder], personalised: Callable[[Person], bool]
     ) -> None:
         self.data = data
         self._embedder_factory = embedder
@@ -212,7 +213,7 @@ class Recommender:
 
     # --- recommending ---------------------------------------------------------------------------------------
 
-    def recommend(self, person: str, ask: Ask) -> list[Recommendation]:
+    def recommend(self, person: Person, ask: Ask) -> list[Recommendation]:
         """The best `ask.k` items for `person` among those passing `ask`'s filters, with reasons."""
         snap = self.snapshot()
         if not snap.items:
@@ -304,7 +305,7 @@ def _behaviour_seed(snap: Snapshot, profile: Floats, i: int) -> Item | None:
 
 def _fit_ranker(liked: list[Event], index: dict[str, int], model_items: Ints) -> EmberRanker:
     column = {int(s): c for c, s in enumerate(model_items)}
-    people: dict[str, int] = {}
+    people: dict[Person, int] = {}
     rows, cols = [], []
     for e in liked:
         c = column.get(index[e.item_id])

@@ -22,9 +22,10 @@ from ember.assets.catalogue import CATALOGUE
 from ember.engines.embeddings import Embedder
 from ember.policy.privacy import consent_of
 from ember.shopping.data import ShoppingData
-from ember.shopping.ingest import RECORDS, FriendshipIn, ItemIn, PostIn, RowError, validate
+from ember.shopping.ingest import RECORDS, ItemIn, RowError, validate
 from ember.shopping.recommender import Recommender
 from ember.store.sql import SqlStore
+from ember.types import Person
 
 if TYPE_CHECKING:
     from ember.engines.pool import EnginePool
@@ -61,10 +62,6 @@ class Report:
         }
 
 
-def _identity(name: str) -> str:
-    return name
-
-
 class Shop:
     def __init__(self, store: SqlStore, cache_dir: Path) -> None:
         self.store = store
@@ -73,7 +70,7 @@ class Shop:
             self.data, lambda threads: shared_embedder(cache_dir, threads), self.personalised
         )
 
-    def personalised(self, person: str) -> bool:
+    def personalised(self, person: Person) -> bool:
         """Whether the person's behaviour may be used (their `personalisation` consent)."""
         return consent_of(self.store, person).personalisation
 
@@ -86,12 +83,12 @@ class Shop:
         rows: Iterable[tuple[int, Any]],
         *,
         text: bool = False,
-        person: Callable[[str], str] = _identity,
+        tenant: str = "",
     ) -> Report:
-        """Validate and store `kind` rows, numbered for error reports; `person` maps each name a row holds
-        (a key's namespace). `text`: CSV cells. Bad rows are reported and skipped; the rest are stored."""
+        """Validate and store `kind` rows, numbered for error reports, in `tenant` (the sender's: the names
+        rows hold are people of it). `text`: CSV cells. Bad rows are reported and skipped; the rest are stored."""
         good, errors = validate(RECORDS[kind], iter(rows), text=text)
-        stored, refused = WRITERS[kind](self.data, good, person)
+        stored, refused = WRITERS[kind](self.data, good, tenant)
         self.recommender.invalidate()
         return Report(kind, stored, (*errors, *refused))
 
@@ -100,27 +97,24 @@ Rows = list[tuple[int, Any]]
 Written = tuple[int, list[RowError]]
 
 
-def _items(data: ShoppingData, rows: Rows, person: Callable[[str], str]) -> Written:
+def _items(data: ShoppingData, rows: Rows, tenant: str) -> Written:
     latest: dict[str, ItemIn] = {item.id: item for _, item in rows}  # a repeated id: the later row wins
-    return data.upsert_items(list(latest.values())), []
+    return data.upsert_items(list(latest.values())), []  # the catalogue is shared: no tenant
 
 
-def _events(data: ShoppingData, rows: Rows, person: Callable[[str], str]) -> Written:
-    return data.add_events([(n, e.model_copy(update={"user": person(e.user)})) for n, e in rows])
+def _events(data: ShoppingData, rows: Rows, tenant: str) -> Written:
+    return data.add_events(tenant, rows)
 
 
-def _posts(data: ShoppingData, rows: Rows, person: Callable[[str], str]) -> Written:
-    def mapped(post: PostIn) -> PostIn:
-        return post.model_copy(update={"author": person(post.author), "people": [person(p) for p in post.people]})
-
-    return data.add_posts([(n, mapped(p)) for n, p in rows])
+def _posts(data: ShoppingData, rows: Rows, tenant: str) -> Written:
+    return data.add_posts(tenant, rows)
 
 
-def _friendships(data: ShoppingData, rows: Rows, person: Callable[[str], str]) -> Written:
-    return data.add_friendships([FriendshipIn(user=person(f.user), friend=person(f.friend)) for _, f in rows]), []
+def _friendships(data: ShoppingData, rows: Rows, tenant: str) -> Written:
+    return data.add_friendships(tenant, [f for _, f in rows]), []
 
 
-WRITERS: dict[str, Callable[[ShoppingData, Rows, Callable[[str], str]], Written]] = {
+WRITERS: dict[str, Callable[[ShoppingData, Rows, str], Written]] = {
     "catalog": _items,
     "events": _events,
     "posts": _posts,

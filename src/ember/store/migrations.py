@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Engine,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -25,6 +27,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     select,
+    text,
 )
 
 Migration = Callable[[Connection], None]
@@ -171,11 +174,139 @@ def _posts_and_friends(md: MetaData) -> None:
     )
 
 
+def _split(stored: str) -> tuple[str, str]:
+    """A person as 0001-0004 stored it (`owner/user`, or a bare name) as (tenant, name). A bare name stays
+    with the operator (tenant ""): before 0005 a key's owner acting for itself and a local person of the
+    same name were one row, and the operator is the one who could already see both."""
+    tenant, slash, name = stored.partition("/")
+    return (tenant, name) if slash else ("", stored)
+
+
+Row = dict[str, Any]
+REBUILT = ("post_items", "post_audience", "posts", "friendships", "consent")  # children before parents
+
+
+def m0005_tenants(conn: Connection) -> None:
+    """Persons become two exact columns (tenant, name) instead of one `owner/user` string matched by
+    prefix: `tenant` is added to conversations and events, and consent, posts (ids now per tenant), their
+    items and audiences, and friendships are rebuilt with the tenant in their keys. Rows are kept, except
+    a friendship or a post's named person in another tenant than its other side (only an operator import
+    could make one), which can no longer be expressed."""
+    for table, column in (("conversations", "user_id"), ("events", "person")):
+        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN tenant VARCHAR(256) NOT NULL DEFAULT ''")
+        for stored in conn.exec_driver_sql(f"SELECT DISTINCT {column} FROM {table}").scalars().all():
+            tenant, name = _split(stored)
+            if tenant:
+                conn.execute(
+                    text(f"UPDATE {table} SET tenant = :t, {column} = :n WHERE {column} = :s"),
+                    {"t": tenant, "n": name, "s": stored},
+                )
+    conn.exec_driver_sql("DROP INDEX ix_conversations_user_updated")
+    conn.exec_driver_sql("DROP INDEX ix_events_person_ts")
+    conn.exec_driver_sql("CREATE INDEX ix_conversations_owner_updated ON conversations (tenant, user_id, updated_at)")
+    conn.exec_driver_sql("CREATE INDEX ix_events_owner_ts ON events (tenant, person, ts)")
+    old = {name: [dict(r._mapping) for r in conn.exec_driver_sql(f"SELECT * FROM {name}")] for name in REBUILT}
+    for name in REBUILT:
+        conn.exec_driver_sql(f"DROP TABLE {name}")
+    md = MetaData()
+    _tenant_tables(md)
+    md.create_all(conn)
+    for name, rows in _rebuilt_rows(old).items():
+        if rows:
+            conn.execute(md.tables[name].insert(), rows)
+
+
+def _rebuilt_rows(old: dict[str, list[Row]]) -> dict[str, list[Row]]:
+    """The rebuilt tables' rows, parents first."""
+    tenant_of: dict[str, str] = {}
+    posts = []
+    for row in old["posts"]:
+        tenant, author = _split(row["author"])
+        tenant_of[row["id"]] = tenant
+        posts.append({**row, "tenant": tenant, "author": author})
+    audience = []
+    for row in old["post_audience"]:
+        tenant, person = _split(row["person"])
+        if tenant == tenant_of[row["post_id"]]:
+            audience.append({**row, "tenant": tenant, "person": person})
+    friendships = []
+    for row in old["friendships"]:
+        (tenant, person), (other_tenant, friend) = _split(row["person"]), _split(row["friend"])
+        if tenant == other_tenant:
+            friendships.append({**row, "tenant": tenant, "person": person, "friend": friend})
+    return {
+        "posts": posts,
+        "post_items": [{**row, "tenant": tenant_of[row["post_id"]]} for row in old["post_items"]],
+        "post_audience": audience,
+        "friendships": friendships,
+        "consent": [
+            {**row, **dict(zip(("tenant", "person"), _split(row["person"]), strict=True))} for row in old["consent"]
+        ],
+    }
+
+
+def _tenant_tables(md: MetaData) -> None:
+    Table(
+        "consent",
+        md,
+        Column("tenant", String(256), primary_key=True),
+        Column("person", String(256), primary_key=True),
+        Column("history", Boolean, nullable=False),
+        Column("personalisation", Boolean, nullable=False),
+        Column("health_storage", Boolean, nullable=False),
+        Column("updated_at", Float, nullable=False),
+    )
+    Table(
+        "posts",
+        md,
+        Column("tenant", String(256), primary_key=True),
+        Column("id", String(64), primary_key=True),
+        Column("author", String(256), nullable=False),
+        Column("text", Text, nullable=False),
+        Column("audience", String(16), nullable=False),
+        Column("created_at", Float, nullable=False),
+        Index("ix_posts_author", "tenant", "author"),
+    )
+    Table(
+        "post_items",
+        md,
+        Column("tenant", String(256), primary_key=True),
+        Column("post_id", String(64), primary_key=True),
+        Column("item_id", String(128), ForeignKey("catalog_items.id", ondelete="CASCADE"), primary_key=True),
+        _of_post(),
+        Index("ix_post_items_item", "item_id"),
+    )
+    Table(
+        "post_audience",
+        md,
+        Column("tenant", String(256), primary_key=True),
+        Column("post_id", String(64), primary_key=True),
+        Column("person", String(256), primary_key=True),
+        _of_post(),
+        Index("ix_post_audience_person", "tenant", "person"),
+    )
+    Table(
+        "friendships",
+        md,
+        Column("tenant", String(256), primary_key=True),
+        Column("person", String(256), primary_key=True),
+        Column("friend", String(256), primary_key=True),
+        Column("created_at", Float, nullable=False),
+        Index("ix_friendships_friend", "tenant", "friend"),
+    )
+    Table("catalog_items", md, Column("id", String(128), primary_key=True))  # referenced, exists already
+
+
+def _of_post() -> ForeignKeyConstraint:
+    return ForeignKeyConstraint(["tenant", "post_id"], ["posts.tenant", "posts.id"], ondelete="CASCADE")
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("0001_conversations", m0001_conversations),
     ("0002_api_keys", m0002_api_keys),
     ("0003_consent", m0003_consent),
     ("0004_shopping", m0004_shopping),
+    ("0005_tenants", m0005_tenants),
 )
 
 

@@ -1,16 +1,33 @@
-"""The current tables, for queries. Migrations (not this file) create and change them."""
+"""The current tables, for queries. Migrations (not this file) create and change them.
+
+Every table that names a person holds it as two exact columns: `tenant` (an API key's owner, "" for the
+operator and keyless local use) and the person's name within it (`ember.types.Person`). Queries compare
+both with `=`, never with a prefix or LIKE."""
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Float, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData()
 
 conversations = Table(
     "conversations",
     metadata,
-    Column("id", String(64), primary_key=True),
-    Column("user_id", String(256), nullable=False, index=True),
+    Column("id", String(64), primary_key=True),  # issued by the server
+    Column("tenant", String(256), nullable=False),
+    Column("user_id", String(256), nullable=False),
     Column("mode", String(64), nullable=False),
     Column("title", Text, nullable=False),
     Column("created_at", Float, nullable=False),
@@ -49,6 +66,7 @@ api_keys = Table(
 consent = Table(
     "consent",
     metadata,
+    Column("tenant", String(256), primary_key=True),
     Column("person", String(256), primary_key=True),
     Column("history", Boolean, nullable=False),
     Column("personalisation", Boolean, nullable=False),
@@ -75,6 +93,7 @@ events = Table(
     "events",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(256), nullable=False),
     Column("person", String(256), nullable=False),
     Column("item_id", String(128), ForeignKey("catalog_items.id", ondelete="CASCADE"), nullable=False),
     Column("kind", String(16), nullable=False),
@@ -85,8 +104,9 @@ events = Table(
 posts = Table(
     "posts",
     metadata,
-    Column("id", String(64), primary_key=True),
-    Column("author", String(256), nullable=False, index=True),
+    Column("tenant", String(256), primary_key=True),
+    Column("id", String(64), primary_key=True),  # chosen by the tenant: unique within it
+    Column("author", String(256), nullable=False),
     Column("text", Text, nullable=False),
     Column("audience", String(16), nullable=False),  # public | friends | people (those in post_audience)
     Column("created_at", Float, nullable=False),
@@ -95,20 +115,25 @@ posts = Table(
 post_items = Table(
     "post_items",
     metadata,
-    Column("post_id", String(64), ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True),
+    Column("tenant", String(256), primary_key=True),
+    Column("post_id", String(64), primary_key=True),
     Column("item_id", String(128), ForeignKey("catalog_items.id", ondelete="CASCADE"), primary_key=True),
+    ForeignKeyConstraint(["tenant", "post_id"], ["posts.tenant", "posts.id"], ondelete="CASCADE"),
 )
 
 post_audience = Table(
     "post_audience",
     metadata,
-    Column("post_id", String(64), ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True),
+    Column("tenant", String(256), primary_key=True),
+    Column("post_id", String(64), primary_key=True),
     Column("person", String(256), primary_key=True),
+    ForeignKeyConstraint(["tenant", "post_id"], ["posts.tenant", "posts.id"], ondelete="CASCADE"),
 )
 
 friendships = Table(  # one row per direction: a friendship between a and b is (a, b) and (b, a)
     "friendships",
     metadata,
+    Column("tenant", String(256), primary_key=True),
     Column("person", String(256), primary_key=True),
     Column("friend", String(256), primary_key=True),
     Column("created_at", Float, nullable=False),

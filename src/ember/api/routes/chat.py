@@ -10,7 +10,8 @@ The first delta is awaited before any response is sent, so request errors found 
 prompt beyond the context) are proper 4xx envelopes, not broken streams. When the client goes away,
 the pipeline's iterator is closed, which stops the generation and frees the engine.
 
-Rate limits (`ember.policy.limits`) are checked after the scope and before any audio is heard; the
+Rate limits (`ember.policy.limits`) are checked after the scopes (the mode's, and `audio` for a request
+with `input_audio` parts) and before any audio is heard; the
 request holds a concurrent-streams slot until its answer is over, and the answer's weighted tokens are
 debited then, whether it finished, failed or the client left. It then takes a place in the server's
 admission limit (`ember.api.admission`: 503 `server_busy` at once when full), also held until the answer
@@ -43,7 +44,8 @@ from ember.api.protocol import (
     to_chat_request,
 )
 from ember.errors import EmberError
-from ember.intake.chat import transcribe_audio_parts
+from ember.intake.chat import has_audio, transcribe_audio_parts
+from ember.modes.base import scope_of
 from ember.policy.keys import Principal
 from ember.policy.limits import Limiter, Meter, cost_weight, estimate_tokens
 from ember.types import Delta, Usage
@@ -82,7 +84,9 @@ async def chat_completions(
     if body.model_extra:
         log.info("ignoring unknown request fields: %s", ", ".join(sorted(body.model_extra)))
     mode = pipeline.mode(body.model)  # an unknown model fails before any limit is spent or audio heard
-    principal.require(getattr(mode, "scope", "chat"))  # a mode may need its own scope (ember-health: health)
+    principal.require(scope_of(mode))  # a mode may need its own scope (ember-health: health)
+    if has_audio(body):
+        principal.require("audio")  # speech to text is the audio scope's, in chat as in transcriptions
     meter = Meter(estimate_tokens(_prompt_chars(body)), cost_weight(mode))
     quota = await limiter.check(principal, meter.estimated)
     async with AsyncExitStack() as stack:

@@ -1,5 +1,5 @@
 """`GET /v1/conversations` and `GET /v1/conversations/{id}`: stored history, per person (a key sees only
-the people in its own namespace)."""
+the people of its own tenant, and only the conversations held with modes its scopes allow)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import anyio
 from fastapi import APIRouter, Query
 
 from ember.api.deps import PipelineDep, PrincipalDep
+from ember.policy import privacy
 
 router = APIRouter()
 
@@ -24,8 +25,8 @@ async def list_conversations(
     user: UserQuery = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
-    person = principal.person(user)
-    rows = await anyio.to_thread.run_sync(lambda: pipeline.store.list_conversations(person, limit))
+    person, modes = privacy.person_of(principal, user), pipeline.modes_for(principal.scopes)
+    rows = await anyio.to_thread.run_sync(lambda: pipeline.store.list_conversations(person, limit, modes=modes))
     return {"object": "list", "data": rows}
 
 
@@ -33,5 +34,5 @@ async def list_conversations(
 async def get_conversation(
     conversation_id: str, pipeline: PipelineDep, principal: PrincipalDep, user: UserQuery = None
 ) -> dict[str, Any]:
-    person = principal.person(user)
-    return await anyio.to_thread.run_sync(lambda: pipeline.store.get_conversation(conversation_id, person))
+    person, modes = privacy.person_of(principal, user), pipeline.modes_for(principal.scopes)
+    return await anyio.to_thread.run_sync(lambda: pipeline.store.get_conversation(conversation_id, person, modes))

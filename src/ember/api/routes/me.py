@@ -2,7 +2,8 @@
 an export of everything held about them (`GET /v1/me/export`) and erasure (`DELETE /v1/me`).
 
 The person is the principal's view of the optional `user` query parameter, as for conversations; a key's
-owner calling without `user` also answers for its people and its API keys (see `ember.policy.privacy`).
+owner calling without `user` answers for its whole tenant and its API keys, which takes the `admin` scope
+(see `ember.policy.privacy`, which also says which scopes reach a person at all).
 Routes only translate: the policy lives in `privacy`, the rows in the store.
 """
 
@@ -16,17 +17,18 @@ from fastapi import APIRouter
 from ember.api.deps import PipelineDep, PrincipalDep
 from ember.api.routes.conversations import UserQuery
 from ember.policy import privacy
+from ember.types import Person
 
 router = APIRouter()
 
 
-def _person_json(person: str, consent: privacy.Consent) -> dict[str, Any]:
-    return {"object": "person", "id": person, "consent": consent.as_dict()}
+def _person_json(person: Person, consent: privacy.Consent) -> dict[str, Any]:
+    return {"object": "person", "id": person.label, "consent": consent.as_dict()}
 
 
 @router.get("/v1/me")
 async def get_me(pipeline: PipelineDep, principal: PrincipalDep, user: UserQuery = None) -> dict[str, Any]:
-    person = principal.person(user)
+    person = privacy.person_of(principal, user)
     consent = await anyio.to_thread.run_sync(privacy.consent_of, pipeline.store, person)
     return _person_json(person, consent)
 
@@ -35,7 +37,7 @@ async def get_me(pipeline: PipelineDep, principal: PrincipalDep, user: UserQuery
 async def update_consent(
     body: privacy.ConsentUpdate, pipeline: PipelineDep, principal: PrincipalDep, user: UserQuery = None
 ) -> dict[str, Any]:
-    person = principal.person(user)
+    person = privacy.person_of(principal, user)
     consent = await anyio.to_thread.run_sync(privacy.set_consent, pipeline.store, person, body)
     return _person_json(person, consent)
 

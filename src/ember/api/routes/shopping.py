@@ -4,7 +4,7 @@
 
 Batches are validated row by row: the good rows are stored and each bad one comes back under `rejected`
 with its `index` in the batch and why (the request itself is a 400 only when its shape is wrong). Every
-name in a row (user, author, friend, named people) is mapped into the caller's namespace, as `user` is
+name in a row (user, author, friend, named people) is a person of the caller's tenant, as `user` is
 elsewhere. Routes translate and check scopes (`shopping`; `admin` to change the catalogue); the rules
 live in `ember.shopping`.
 """
@@ -57,7 +57,7 @@ class FriendshipsBody(_Batch):
 
 async def _ingest(shop: Shop, kind: str, rows: list[Any], principal: Principal) -> dict[str, Any]:
     def run() -> dict[str, Any]:
-        report = shop.ingest(kind, enumerate(rows), person=principal.person)
+        report = shop.ingest(kind, enumerate(rows), tenant=principal.tenant)
         return report.as_dict("index")
 
     return await anyio.to_thread.run_sync(run)
@@ -126,7 +126,7 @@ async def recommendations(
         found = shop.recommender.recommend(person, ask)
         return {
             "object": "list",
-            "user": person,
+            "user": person.label,
             "personalised": shop.personalised(person),
             "data": [{"rank": n, **r.as_dict()} for n, r in enumerate(found, start=1)],
         }
