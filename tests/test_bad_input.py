@@ -265,11 +265,13 @@ def test_a_whole_number_written_as_a_float_is_an_integer(client: TestClient) -> 
     assert resp.json()["choices"][0]["finish_reason"] == "length"
 
 
-def test_a_chosen_conversation_id_that_fits_a_header_works(client: TestClient) -> None:
-    """A conversation id comes back in `x-ember-conversation-id`; one that could not was a 500."""
-    resp = client.post(CHAT, json=body(conversation_id="my-chat_1.2:3"))
-    assert resp.status_code == 200, resp.text
-    assert resp.headers["x-ember-conversation-id"] == "my-chat_1.2:3"
+def test_a_conversation_id_the_server_never_issued_is_404(client: TestClient) -> None:
+    """Conversation ids are issued by the server (a chosen one could be claimed first by another tenant, or
+    collide with theirs); the issued one comes back in `x-ember-conversation-id` and continues it."""
+    refused(client.post(CHAT, json=body(conversation_id="my-chat_1.2:3")), 404, "not found", param="conversation_id")
+    issued = client.post(CHAT, json=body()).headers["x-ember-conversation-id"]
+    again = client.post(CHAT, json=body(conversation_id=issued))
+    assert again.status_code == 200 and again.headers["x-ember-conversation-id"] == issued
 
 
 def test_a_5mb_message_is_refused_clearly(client: TestClient) -> None:
@@ -369,5 +371,5 @@ def test_a_revoked_key_is_401_for_streams_and_uploads_too(keyed: TestClient) -> 
         keyed.post(CHAT, json=body(stream=True), headers=auth),
         keyed.post("/v1/audio/transcriptions", files={"file": ("a.wav", b"RIFF")}, headers=auth),
     ):
-        err = refused(resp, 401, "revoked")
+        err = refused(resp, 401, "Incorrect API key")  # as for a key that never existed
         assert err["code"] == "invalid_api_key"

@@ -117,6 +117,22 @@ def test_continuing_a_conversation_appends_new_turns(client: TestClient) -> None
     assert other.status_code == 404
 
 
+def test_continuing_with_only_the_new_turn_keeps_and_shows_every_turn(client: TestClient) -> None:
+    """`conversation_id` with just the new message: the stored turns come first, for the model and the store
+    (the new turn was lost and the model saw no history)."""
+    cid = chat(client, "my name is Zed", user="dana").headers["x-ember-conversation-id"]
+    body = {"model": "ember-instant", "user": "dana", "conversation_id": cid}
+    second = client.post("/v1/chat/completions", json={**body, "messages": [{"role": "user", "content": "who am I?"}]})
+    assert second.status_code == 200 and second.headers["x-ember-conversation-id"] == cid
+    engine = client.app.state.pipeline.engines.loaded()["chat-fast"]  # type: ignore[attr-defined]
+    seen = [(m.role, m.content) for m in engine.calls[-1][0]]
+    turns = [("user", "my name is Zed"), ("assistant", "You said: my name is Zed"), ("user", "who am I?")]
+    assert seen[-3:] == turns
+    stored = client.get(f"/v1/conversations/{cid}", params={"user": "dana"}).json()["messages"]
+    assert [(m["role"], m["content"]) for m in stored] == [*turns, ("assistant", "You said: who am I?")]
+    assert second.json()["usage"]["prompt_tokens"] > chat(client, "who am I?").json()["usage"]["prompt_tokens"]
+
+
 def test_models_lists_the_modes(client: TestClient) -> None:
     data = client.get("/v1/models").json()
     assert data["object"] == "list"

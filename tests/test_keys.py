@@ -3,6 +3,7 @@ default, and the `ember keys` CLI."""
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,6 +131,29 @@ def test_each_key_sees_only_its_own_people(keyed: TestClient) -> None:
     assert peek.status_code == 404
     cont = chat(keyed, globex, "more", user="alice", conversation_id=cid)
     assert cont.status_code == 404  # cannot continue another key's conversation either
+
+
+def test_scopes_bound_what_a_key_reaches_of_people(keyed: TestClient) -> None:
+    """An audio-only key held nothing about people yet exported and erased its owner (admin keys included);
+    a shopping-only key listed chats; a chat-only key had speech heard in chat."""
+    admin, audio = new_key(keyed, "acme", ("chat", "admin")), new_key(keyed, "acme", ("audio",))
+    shopper, chatter = new_key(keyed, "acme", ("shopping",)), new_key(keyed, "acme", ("chat",))
+    assert chat(keyed, admin, "acme's words", user="bo").status_code == 200
+    for path in ("/v1/me", "/v1/me/export", "/v1/conversations"):
+        assert keyed.get(path, params={"user": "bo"}, headers={"Authorization": f"Bearer {audio}"}).status_code == 403
+    assert keyed.delete("/v1/me", headers={"Authorization": f"Bearer {audio}"}).status_code == 403
+    assert keyed.delete("/v1/me", headers={"Authorization": f"Bearer {chatter}"}).status_code == 403  # not admin
+    assert chat(keyed, admin).status_code == 200  # the admin key survived them all
+    as_shopper = {"Authorization": f"Bearer {shopper}"}
+    assert keyed.get("/v1/conversations", params={"user": "bo"}, headers=as_shopper).json()["data"] == []
+    cid = keyed.get("/v1/conversations", params={"user": "bo"}, headers={"Authorization": f"Bearer {chatter}"})
+    conversation = cid.json()["data"][0]["id"]
+    assert keyed.get(f"/v1/conversations/{conversation}", params={"user": "bo"}, headers=as_shopper).status_code == 404
+    voice = {"type": "input_audio", "input_audio": {"data": base64.b64encode(tone(1.0)).decode(), "format": "wav"}}
+    heard = chat(keyed, chatter, messages=[{"role": "user", "content": [voice]}])
+    assert heard.status_code == 403 and "'audio'" in heard.json()["error"]["message"]
+    allowed = chat(keyed, new_key(keyed, "acme", ("chat", "audio")), messages=[{"role": "user", "content": [voice]}])
+    assert allowed.status_code == 200, allowed.text
 
 
 def test_person_mapping() -> None:

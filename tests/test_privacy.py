@@ -378,6 +378,18 @@ def test_export_and_delete_through_the_api(client: TestClient) -> None:
     assert len(client.get("/v1/conversations", params={"user": "grace"}).json()["data"]) == 1
 
 
+def test_erased_text_is_left_in_neither_the_database_file_nor_its_log(client: TestClient, tmp_path: Path) -> None:
+    """SQLite kept erased rows in its write-ahead log until a checkpoint, and in free pages after one."""
+    secret = "quasar heliotrope " * 50  # long enough to fill a page of its own
+    chat(client, secret, user="ivy")
+    chat(client, "kept words", user="jon")
+    files = [tmp_path / "data" / "ember.db", tmp_path / "data" / "ember.db-wal"]
+    assert any(b"quasar heliotrope" in f.read_bytes() for f in files if f.exists())
+    assert client.delete("/v1/me", params={"user": "ivy"}).status_code == 200
+    assert not any(b"quasar heliotrope" in f.read_bytes() for f in files if f.exists())
+    assert client.get("/v1/conversations", params={"user": "jon"}).json()["data"][0]["title"] == "kept words"
+
+
 def keyed_settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path, **FAKE).model_copy(update={"require_keys": True})
 

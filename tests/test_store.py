@@ -331,3 +331,60 @@ def test_schema_describes_what_the_migrations_built(db_url: str) -> None:
             assert {c.name for c in table.columns} == {c.name for c in built.tables[table.name].columns}, table.name
     finally:
         engine.dispose()
+
+
+def test_tenant_migration_keeps_every_row_under_an_exact_owner(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """0005 turns `owner/user` strings into (tenant, name) columns: rows keep their data, a bare name stays
+    the operator's, and a cross-tenant friendship (only an operator import could make one) is dropped."""
+    from ember.shopping.data import ShoppingData
+    from ember.store import migrations
+
+    engine = open_engine(db_url)
+    try:
+        monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:4])
+        migrate(engine)
+        with engine.begin() as conn:
+            for n, user in enumerate(("acme/bob", "ben", "Acme/bob")):
+                conn.execute(
+                    sa.text("INSERT INTO conversations VALUES (:id, :user, 'ember-instant', 't', 1.0, 2.0)"),
+                    {"id": f"conv_{n}", "user": user},
+                )
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO messages (conversation_id, seq, role, content, created_at) "
+                        "VALUES (:c, 0, 'user', :t, 1.0)"
+                    ),
+                    {"c": f"conv_{n}", "t": f"words of {user}"},
+                )
+            conn.execute(sa.text("INSERT INTO consent VALUES ('acme/bob', true, true, false, 1.0)"))
+            conn.execute(sa.text("INSERT INTO catalog_items VALUES ('i1', 'T', 'D', 'C', 1.0, 'EUR', '{}', NULL, 1.0)"))
+            conn.execute(
+                sa.text("INSERT INTO events (person, item_id, kind, ts) VALUES ('acme/bob', 'i1', 'like', 5.0)")
+            )
+            conn.execute(sa.text("INSERT INTO posts VALUES ('p1', 'acme/bob', 'hi', 'people', 1.0)"))
+            conn.execute(sa.text("INSERT INTO post_items VALUES ('p1', 'i1')"))
+            for person in ("acme/carol", "zed"):
+                conn.execute(sa.text("INSERT INTO post_audience VALUES ('p1', :p)"), {"p": person})
+            for a, b in (("acme/bob", "acme/carol"), ("acme/carol", "acme/bob"), ("acme/bob", "zed")):
+                conn.execute(sa.text("INSERT INTO friendships VALUES (:a, :b, 1.0)"), {"a": a, "b": b})
+        monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS)
+        assert migrate(engine) == ["0005_tenants"]
+    finally:
+        engine.dispose()
+    store = SqlStore(db_url)
+    try:
+        bob, carol = Person("acme", "bob"), Person("acme", "carol")
+        assert [c["id"] for c in store.list_conversations(bob)] == ["conv_0"]
+        assert store.get_conversation("conv_0", bob)["messages"][0]["content"] == "words of acme/bob"
+        assert [c["id"] for c in store.list_conversations(Person("Acme", "bob"))] == ["conv_2"]
+        assert store.owner_of("conv_1") == Person("", "ben")  # a bare name: the operator's
+        assert store.get_consent(bob) == {"history": True, "personalisation": True, "health_storage": False}
+        data = ShoppingData(store.engine)
+        assert [(e.person, e.item_id) for e in data.person_events(bob)] == [(bob, "i1")]
+        seen = data.post("p1", carol)
+        assert seen is not None and seen.author == bob and seen.items == ("i1",)
+        assert data.post("p1", Person("", "zed")) is None
+        held = data.export_person(bob, tenant=False)
+        assert held["friendships"] == [{"user": "acme/bob", "friend": "acme/carol"}]  # (bob, zed) crossed tenants
+    finally:
+        store.close()
