@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 
 import ember
 from ember import registry
-from ember.api import errors, openapi, request_text
+from ember.api import errors, log_safety, openapi, request_text
 from ember.api.admission import Admission
 from ember.api.body_limit import BodyLimit
 from ember.api.metrics import Metrics
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> FastAPI:
     registry.load_plugins()
+    log_safety.install_access_filter()  # whichever server runs the app logs request paths without queries
     metrics = Metrics()
 
     @asynccontextmanager

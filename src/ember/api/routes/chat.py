@@ -80,7 +80,7 @@ async def chat_completions(
     admission: AdmissionDep,
 ) -> Response:
     if body.model_extra:
-        log.info("ignoring unknown request fields: %s", ", ".join(sorted(body.model_extra)))
+        log.info("ignoring unknown request fields: %s", body.extra_field_names())
     mode = pipeline.mode(body.model)  # an unknown model fails before any limit is spent or audio heard
     principal.require(getattr(mode, "scope", "chat"))  # a mode may need its own scope (ember-health: health)
     meter = Meter(estimate_tokens(_prompt_chars(body)), cost_weight(mode))
