@@ -14,6 +14,7 @@ from ember import registry
 from ember.api import errors, log_safety, openapi, request_text
 from ember.api.admission import Admission
 from ember.api.body_limit import BodyLimit
+from ember.api.health_probe import HealthProbe
 from ember.api.metrics import Metrics
 from ember.api.routes import audio, chat, conversations, health, me, models, shopping, web
 from ember.config import Settings
@@ -40,6 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.pipeline = Pipeline(pool, store, metrics)
         app.state.keys = KeyStore(store.engine, settings)
         app.state.admission = Admission.of(settings)
+        app.state.health = checks = HealthProbe(lambda: health.probe_engines(pool, settings))  # cached /health
         limiter: Limiter | None = None
         try:
             app.state.limiter = limiter = await Limiter.open(settings)
@@ -52,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
                 yield
                 tg.cancel_scope.cancel()
         finally:
+            await checks.close()
             await pool.close()
             if limiter is not None:
                 await limiter.close()
