@@ -16,7 +16,7 @@ from ember.api.admission import Admission
 from ember.api.body_limit import BodyLimit
 from ember.api.health_probe import HealthProbe
 from ember.api.metrics import Metrics
-from ember.api.routes import audio, chat, conversations, health, me, models, shopping, web
+from ember.api.routes import audio, chat, conversations, docs, health, me, models, shopping, web
 from ember.config import Settings
 from ember.engines.pool import EnginePool
 from ember.pipeline import Pipeline
@@ -66,11 +66,13 @@ def create_app(settings: Settings) -> FastAPI:
         version=ember.__version__,
         lifespan=lifespan,
         strict_content_type=False,
+        docs_url=None,  # FastAPI's pages load scripts from a CDN: ours (routes/docs.py) are served from here
+        redoc_url=None,
         dependencies=[Depends(request_text.require_text)],  # a lone surrogate or NUL: 400, not a 500 in the store
     )
     errors.install(app)
     openapi.install(app)  # the schema documents the error envelope Ember answers with
-    for module in (chat, audio, models, conversations, me, health, shopping):
+    for module in (chat, audio, models, conversations, me, health, shopping, docs):
         app.include_router(module.router)
     web.install(app)  # the chat page at / and its files under /web
     app.add_middleware(BodyLimit, limit_for=body_limit(settings))
