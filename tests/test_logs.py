@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 import ember
 from ember.api.app import create_app
 
-from .conftest import free_port, make_settings, wait_healthy
+from .conftest import free_port, make_settings, serve_in_thread, wait_healthy
 
 FAKE = {"engine": "fake", "model": "fake"}
 PERSON = "patient-jane-doe"
@@ -91,6 +91,30 @@ def test_an_unexpected_error_logs_its_traceback_without_its_message(
     assert "ValueError" in caplog.text and "KeyError" in caplog.text  # the chain's types
     assert "test_logs.py" in caplog.text and "in boom" in caplog.text  # and where they were raised
     assert PERSON not in caplog.text and "HIV" not in caplog.text
+
+
+def test_the_server_logs_an_unexpected_error_without_its_message(tmp_path: Path) -> None:
+    """Starlette re-raises an error after its handler answered, for the server to log: uvicorn's record of
+    it loses the message too (it would quote what the request carried)."""
+    app = create_app(make_settings(tmp_path, chat_fast=FAKE))
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise ValueError(f"cannot file {SECRET!r} for {PERSON}")
+
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.emit = lambda record: seen.append(handler.format(record))  # type: ignore[method-assign]
+    with serve_in_thread(app) as base:
+        logging.getLogger("uvicorn.error").addHandler(handler)
+        try:
+            assert httpx.get(f"{base}/boom?user={PERSON}").status_code == 500
+        finally:
+            logging.getLogger("uvicorn.error").removeHandler(handler)
+    logged = "\n".join(seen)
+    assert "Exception in ASGI application" in logged and "ValueError" in logged and "in boom" in logged
+    assert PERSON not in logged and "HIV" not in logged
 
 
 def test_an_engine_failure_is_logged_on_one_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

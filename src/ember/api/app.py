@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> FastAPI:
     registry.load_plugins()
-    log_safety.install_access_filter()  # whichever server runs the app logs request paths without queries
+    log_safety.install_filters()  # whichever server runs the app logs paths without queries, errors without messages
     metrics = Metrics()
 
     @asynccontextmanager

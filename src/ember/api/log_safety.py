@@ -1,9 +1,10 @@
 """What Ember's logs may hold: paths, names, types and counts; never a query string, request content or an
 exception's message (which can quote either).
 
-- `install_access_filter()` puts `PathOnly` on uvicorn's access logger: each request line keeps the path and
-  drops the query string (`?user=…&q=…` would keep a person's name and searches after their data is erased).
-  `create_app` calls it, so whatever server runs the app logs paths only.
+- `install_filters()` puts `PathOnly` on uvicorn's access logger: each request line keeps the path and drops
+  the query string (`?user=…&q=…` would keep a person's name and searches after their data is erased); and
+  `FramesOnly` on its error logger, which logs again each error Starlette re-raises after Ember's handler
+  answered it. `create_app` calls it, so whatever server runs the app logs this way.
 - `one_line(text, limit)`: a value fit for a log line: control and non-ASCII characters escaped as `ascii()`
   writes them (a newline in a field name cannot forge a line) and cut short.
 - `field_names(names)`: unknown request fields for a log line: sorted, each `one_line`, the first few only.
@@ -19,6 +20,8 @@ import traceback
 from collections.abc import Iterable
 
 ACCESS_LOGGER = "uvicorn.access"
+SERVER_LOGGER = "uvicorn.error"
+REQUEST_FAILURE = "Exception in ASGI application"  # how uvicorn's record of a request's error begins
 MAX_NAME_CHARS = 64  # a field name as logged
 MAX_NAMES = 16  # unknown fields listed in one line; the rest are counted
 CUT = "..."
@@ -48,12 +51,28 @@ class PathOnly(logging.Filter):
         return True
 
 
+class FramesOnly(logging.Filter):
+    """Rewrites the server's record of an error raised while answering a request: its traceback as
+    `frames_only` writes it instead of the exception (start-up failures keep their messages: no request
+    content, and they tell an operator what to fix)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and str(record.msg).startswith(REQUEST_FAILURE):
+            record.msg, record.args = f"{REQUEST_FAILURE}\n%s", (frames_only(exc),)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 _PATH_ONLY = PathOnly()
+_FRAMES_ONLY = FramesOnly()
 
 
-def install_access_filter() -> None:
-    """Put `PathOnly` on uvicorn's access logger (once; uvicorn's logging set-up keeps a logger's filters)."""
+def install_filters() -> None:
+    """Put `PathOnly` and `FramesOnly` on uvicorn's loggers (once each; uvicorn's logging set-up keeps a
+    logger's filters)."""
     logging.getLogger(ACCESS_LOGGER).addFilter(_PATH_ONLY)
+    logging.getLogger(SERVER_LOGGER).addFilter(_FRAMES_ONLY)
 
 
 def frames_only(exc: BaseException) -> str:
