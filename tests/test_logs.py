@@ -106,12 +106,13 @@ def test_the_server_logs_an_unexpected_error_without_its_message(tmp_path: Path)
     handler = logging.Handler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     handler.emit = lambda record: seen.append(handler.format(record))  # type: ignore[method-assign]
-    with serve_in_thread(app) as base:
-        logging.getLogger("uvicorn.error").addHandler(handler)
-        try:
+    server_log = logging.getLogger("uvicorn.error")
+    try:
+        with serve_in_thread(app) as base:
+            server_log.addHandler(handler)
             assert httpx.get(f"{base}/boom?user={PERSON}").status_code == 500
-        finally:
-            logging.getLogger("uvicorn.error").removeHandler(handler)
+    finally:  # the server logs the error just after it sent the 500: listen until it has stopped
+        server_log.removeHandler(handler)
     logged = "\n".join(seen)
     assert "Exception in ASGI application" in logged and "ValueError" in logged and "in boom" in logged
     assert PERSON not in logged and "HIV" not in logged
