@@ -117,6 +117,21 @@ def test_unknown_fields_are_accepted_and_logged(client: TestClient, caplog: pyte
     assert "Hello there" not in logged  # field names only, never content
 
 
+def test_unknown_field_names_are_logged_escaped_short_and_few(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    forged = "x\n2030-01-01 WARNING admin key created\r\x1b[2J"
+    extras = {forged: 1, "y" * 5000: 2, **{f"z_{i:03}": i for i in range(100)}}
+    with caplog.at_level(logging.INFO, logger="ember.api.routes.chat"):
+        resp = client.post("/v1/chat/completions", json=body(**extras))
+    assert resp.status_code == 200, resp.text
+    [logged] = [r.getMessage() for r in caplog.records if "unknown request fields" in r.getMessage()]
+    assert "\n" not in logged and "\r" not in logged and "\x1b" not in logged  # no forged line, no terminal codes
+    assert "\\n2030-01-01" in logged and "\\x1b[2J" in logged  # the name is still there, escaped
+    assert len(logged) < 2000 and "y" * 200 not in logged  # each name cut short, the list too
+    assert "z_000" in logged and "z_099" not in logged and "more" in logged
+
+
 def test_engine_failure_is_a_server_error_envelope(tmp_path: Any) -> None:
     settings = make_settings(tmp_path, chat_fast={"engine": "fake", "model": "f", "options": {"fail_with": "boom"}})
     with TestClient(create_app(settings)) as c:

@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ember.api.app import create_app
+from ember.reliability.server import parse_metrics, total
 from ember.types import Person
 
 from .conftest import TINY, make_settings, run_cli, sse_events
@@ -27,7 +28,9 @@ def oai(base: str) -> openai.OpenAI:
 
 
 def active(base: str) -> int:
-    return int(httpx.get(f"{base}/health", timeout=30).json()["engines"]["chat-fast"]["active"])
+    """chat-fast's generations in flight now (from /metrics: /health's answer may be a few seconds old)."""
+    samples = parse_metrics(httpx.get(f"{base}/metrics", timeout=30).text)
+    return int(total(samples, "ember_engine_active", role="chat-fast"))
 
 
 def test_openai_client_non_streamed(live_server: str) -> None:

@@ -481,3 +481,25 @@ def test_api_key_field_and_a_429_with_its_retry_time(browser: Browser, tmp_path:
             expect(page.locator("article.message.user.failed")).to_have_count(1)
         finally:
             tab.close()
+
+
+# --- the API reference (a server on the fake engine) ---
+
+
+def test_api_reference_renders_from_this_server_under_the_csp(browser: Browser, tmp_path: Path) -> None:
+    """Swagger UI at /docs draws every route from /openapi.json with only this server's files: no script
+    error, no CSP violation, no request to another origin."""
+    with serve_in_thread(create_app(make_settings(tmp_path, chat_fast={"engine": "fake", "model": "f"}))) as base:
+        tab = Tab(browser, base)
+        elsewhere: list[str] = []
+        tab.page.on("request", lambda r: None if r.url.startswith(base + "/") else elsewhere.append(r.url))
+        try:
+            tab.page.goto(base + "/docs")
+            chat = tab.page.locator(".opblock-summary-path", has_text="/v1/chat/completions")
+            expect(chat.first).to_be_visible()
+            chat.first.click()  # an operation opens, with its request body's schema
+            expect(tab.page.locator(".opblock-body").first).to_be_visible()
+            assert tab.page.locator(".opblock").count() >= 10
+            assert elsewhere == []
+        finally:
+            tab.close()

@@ -1,6 +1,7 @@
-"""The web UI's server side: the page and its files with their security headers, the assets' rules (local,
-no inline code, small, packaged), and the stream extensions the page renders (citations and the agent trace
-arriving after the finish). The page itself, in a browser: tests/test_web.py."""
+"""The web UI's server side: the page and its files with their security headers, the API reference at /docs
+under the same headers, the assets' rules (local, no inline code, small, packaged), and the stream extensions
+the page renders (citations and the agent trace arriving after the finish). The pages themselves, in a
+browser: tests/test_web.py."""
 
 from __future__ import annotations
 
@@ -36,6 +37,26 @@ def test_page_and_files_are_served_with_a_strict_csp(client: TestClient) -> None
     assert script.headers["content-security-policy"] == csp
     missing = client.get("/web/js/nothing.js")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_api_reference_is_served_from_here_with_the_csp(client: TestClient) -> None:
+    """/docs is Swagger UI from a Python package's files, under the web UI's CSP: the key the page keeps
+    in localStorage shares this origin, so nothing on it may load a script from elsewhere."""
+    csp = client.get("/").headers["content-security-policy"]
+    page = client.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.headers["content-security-policy"] == csp and page.headers["x-content-type-options"] == "nosniff"
+    links = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)""", page.text)
+    assert any(link.endswith(".js") for link in links) and any(link.endswith(".css") for link in links)
+    for link in links:
+        assert link.startswith("/") and not link.startswith("//"), f"{link} is not on this server"
+        asset = client.get(link)
+        assert asset.status_code == 200, link
+        assert asset.headers["content-security-policy"] == csp
+    assert "<script>" not in page.text and not re.search(r"\s(?:on[a-z]+|style)\s*=", page.text)
+    assert client.get("/openapi.json").json()["info"]["title"] == "Ember"
+    for gone in ("/redoc", "/docs/oauth2-redirect"):  # ReDoc needs inline styles; no OAuth flow here
+        assert client.get(gone).status_code == 404
 
 
 def test_assets_are_local_handler_free_small_and_packaged() -> None:

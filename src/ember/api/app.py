@@ -11,11 +11,12 @@ from fastapi import Depends, FastAPI
 
 import ember
 from ember import registry
-from ember.api import errors, openapi, request_text
+from ember.api import errors, log_safety, openapi, request_text
 from ember.api.admission import Admission
 from ember.api.body_limit import BodyLimit
+from ember.api.health_probe import HealthProbe
 from ember.api.metrics import Metrics
-from ember.api.routes import audio, chat, conversations, health, me, models, shopping, web
+from ember.api.routes import audio, chat, conversations, docs, health, me, models, shopping, web
 from ember.config import Settings
 from ember.engines.pool import EnginePool
 from ember.pipeline import Pipeline
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> FastAPI:
     registry.load_plugins()
+    log_safety.install_filters()  # whichever server runs the app logs paths without queries, errors without messages
     metrics = Metrics()
 
     @asynccontextmanager
@@ -39,6 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.pipeline = Pipeline(pool, store, metrics)
         app.state.keys = KeyStore(store.engine, settings)
         app.state.admission = Admission.of(settings)
+        app.state.health = checks = HealthProbe(lambda: health.probe_engines(pool, settings))  # cached /health
         limiter: Limiter | None = None
         try:
             app.state.limiter = limiter = await Limiter.open(settings)
@@ -51,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
                 yield
                 tg.cancel_scope.cancel()
         finally:
+            await checks.close()
             await pool.close()
             if limiter is not None:
                 await limiter.close()
@@ -62,11 +66,13 @@ def create_app(settings: Settings) -> FastAPI:
         version=ember.__version__,
         lifespan=lifespan,
         strict_content_type=False,
+        docs_url=None,  # FastAPI's pages load scripts from a CDN: ours (routes/docs.py) are served from here
+        redoc_url=None,
         dependencies=[Depends(request_text.require_text)],  # a lone surrogate or NUL: 400, not a 500 in the store
     )
     errors.install(app)
     openapi.install(app)  # the schema documents the error envelope Ember answers with
-    for module in (chat, audio, models, conversations, me, health, shopping):
+    for module in (chat, audio, models, conversations, me, health, shopping, docs):
         app.include_router(module.router)
     web.install(app)  # the chat page at / and its files under /web
     app.add_middleware(BodyLimit, limit_for=body_limit(settings))

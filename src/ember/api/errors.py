@@ -1,7 +1,9 @@
 """Turn every failure into the OpenAI error envelope `{"error": {message, type, param, code}}`.
 
 The only place EmberError becomes HTTP. Validation errors are 400 (never 422); unknown failures are a
-500 with no internals in the message (the traceback goes to the log, without request content).
+500 with no internals in the message (the traceback goes to the log with each exception's type and frames
+but not its message, which can quote request content; `ember.api.log_safety`). A 5xx EmberError is logged
+by its type and message, escaped onto one line and cut short.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from ember.api.log_safety import frames_only, one_line
 from ember.api.protocol import error_json
 from ember.errors import EmberError, ServerBusy, shown
 
 log = logging.getLogger(__name__)
+MAX_LOGGED_MESSAGE = 300  # characters of a 5xx EmberError's message in its log line
 _LOCATIONS = {"body", "query", "path", "header", "cookie"}  # where FastAPI found a value: not part of its name
 _NOT_AN_OBJECT = {"model_attributes_type", "model_type", "dict_type"}
 _BRANCH_LABELS = {"str", "int", "float", "bool", "list", "dict", "none"}  # union branches pydantic names in `loc`
@@ -85,7 +89,7 @@ def install(app: FastAPI) -> None:
     async def _ember(_: Request, exc: EmberError) -> JSONResponse:
         if exc.status >= 500:  # a full server is expected under load: a warning, not an error
             level = logging.WARNING if isinstance(exc, ServerBusy) else logging.ERROR
-            log.log(level, "%s: %s", type(exc).__name__, exc.message)
+            log.log(level, "%s: %s", type(exc).__name__, one_line(exc.message, MAX_LOGGED_MESSAGE))
         return ember_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
@@ -107,7 +111,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
+        log.error("unhandled error\n%s", frames_only(exc))
         return JSONResponse(
             error_json("The server had an error while processing your request.", "server_error", None, None),
             status_code=500,

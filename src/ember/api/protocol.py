@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
 
+from ember.api.log_safety import field_names
 from ember.errors import InvalidRequest, UnsupportedContent
 from ember.types import ChatRequest, Delta, GenerationParams, Image, Message, Person, ReasoningEffort, Usage
 
@@ -36,6 +37,10 @@ OneChoice = Annotated[int, Field(ge=1, le=1), BeforeValidator(_whole)]
 
 class _Lenient(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
+
+    def extra_field_names(self) -> str:
+        """The names of the fields sent that this model does not know, escaped and capped for a log line."""
+        return field_names(self.model_extra or {})
 
 
 class TextPart(_Lenient):

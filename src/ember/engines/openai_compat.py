@@ -115,7 +115,7 @@ async def _deltas(response: httpx.Response) -> AsyncIterator[Delta]:
             return
         chunk = _json_or_text(data.encode())
         if not isinstance(chunk, dict):
-            raise EngineError(f"remote engine sent a malformed chunk: {data[:200]!r}")
+            raise EngineError(f"remote engine sent a malformed chunk ({len(data)} characters, not a JSON object)")
         if "error" in chunk:
             raise error_from_payload(500, chunk)
         if (delta := delta_from_chunk(chunk)) is not None:

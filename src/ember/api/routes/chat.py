@@ -82,7 +82,7 @@ async def chat_completions(
     admission: AdmissionDep,
 ) -> Response:
     if body.model_extra:
-        log.info("ignoring unknown request fields: %s", ", ".join(sorted(body.model_extra)))
+        log.info("ignoring unknown request fields: %s", body.extra_field_names())
     mode = pipeline.mode(body.model)  # an unknown model fails before any limit is spent or audio heard
     principal.require(scope_of(mode))  # a mode may need its own scope (ember-health: health)
     if has_audio(body):

@@ -1,22 +1,48 @@
-"""`GET /health`: generates one token on every chat engine the modes need and transcribes half a second of
-silence on every speech engine; 503 if any fails."""
+"""`GET /health`: whether every engine the server needs works. A probe generates one token on every chat
+engine the modes need and transcribes half a second of silence on every speech engine; 503 if any fails.
+The answer is cached (`ember.api.health_probe`: at most one probe per MAX_AGE_S, shared by concurrent
+callers); `age_s` says how old it is.
+
+`GET /health/live`: 200 while the process serves requests; it touches no engine, store or limit.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from ember.api.deps import PipelineDep, SettingsDep
+from ember.api.health_probe import HealthProbe
 from ember.api.routes.models import available_modes
+from ember.config import Settings
+from ember.engines.pool import EnginePool
 
 router = APIRouter()
 
 
+def _health(request: Request) -> HealthProbe:
+    health: HealthProbe = request.app.state.health
+    return health
+
+
 @router.get("/health")
-async def health(pipeline: PipelineDep, settings: SettingsDep) -> JSONResponse:
-    roles = dict.fromkeys(
-        [*(role for mode in available_modes(settings) for role in mode.roles), *pipeline.engines.speech_roles()]
-    )
-    engines = {role: await pipeline.engines.probe(role, settings.health_timeout_s) for role in roles}
-    ok = all(e["ok"] for e in engines.values())
-    return JSONResponse({"status": "ok" if ok else "unavailable", "engines": engines}, status_code=200 if ok else 503)
+async def health(probe: Annotated[HealthProbe, Depends(_health)]) -> JSONResponse:
+    report = await probe.report()
+    body = {
+        "status": "ok" if report.ok else "unavailable",
+        "engines": report.engines,
+        "age_s": round(report.age_s(), 3),
+    }
+    return JSONResponse(body, status_code=200 if report.ok else 503)
+
+
+@router.get("/health/live")
+async def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+async def probe_engines(pool: EnginePool, settings: Settings) -> dict[str, dict[str, object]]:
+    """Probe every role the modes use and every speech role, in turn: {role: what `EnginePool.probe` said}."""
+    roles = dict.fromkeys([*(role for mode in available_modes(settings) for role in mode.roles), *pool.speech_roles()])
+    return {role: await pool.probe(role, settings.health_timeout_s) for role in roles}
