@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -125,6 +125,31 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> 
         proc.terminate()
         proc.wait(30)
         log.close()
+
+
+def post_raw(base: str, path: str, body: dict[str, Any]) -> socket.socket:
+    """POST JSON `body` to a loopback server on a raw connection and read nothing: a client that can hang up
+    (close the socket) at any moment, even before any response header comes."""
+    url = httpx.URL(base)
+    assert url.host == "127.0.0.1" and url.port is not None
+    sock = socket.create_connection((url.host, url.port))
+    payload = json.dumps(body).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {url.host}:{url.port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + payload)
+    return sock
+
+
+def until(check: Callable[[], bool], timeout_s: float, every_s: float = 0.01) -> float:
+    """Seconds until `check()` holds (polled every `every_s`); AssertionError after `timeout_s`."""
+    t0 = time.monotonic()
+    while not check():
+        if time.monotonic() - t0 > timeout_s:
+            raise AssertionError(f"not reached in {timeout_s} s")
+        time.sleep(every_s)
+    return time.monotonic() - t0
 
 
 def sse_events(lines: list[str]) -> list[Any]:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from ember import registry
 from ember.api.app import create_app
 from ember.config import Settings
+from ember.engines.pool import EnginePool
+from ember.errors import EngineError
+from ember.types import ChatRequest, Delta
 
 from .conftest import make_settings
 
@@ -140,6 +146,28 @@ def test_engine_failure_is_a_server_error_envelope(tmp_path: Any) -> None:
         health = c.get("/health")
         assert health.status_code == 503
         assert health.json()["engines"]["chat-fast"]["ok"] is False
+
+
+@dataclass(frozen=True)
+class BreaksMidAnswer:
+    """A mode whose engine fails once its answer has begun."""
+
+    name: str = "ember-breaks"
+    description: str = "answers a word, then its engine fails"
+    roles: tuple[str, ...] = ("chat-fast",)
+
+    async def run(self, request: ChatRequest, engines: EnginePool) -> AsyncIterator[Delta]:
+        yield Delta(content="partial")
+        raise EngineError("the engine failed mid-answer")
+
+
+def test_engine_failure_mid_answer_is_a_server_error_envelope(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a bare 500: the error raised while a non-streamed answer is collected keeps its own type."""
+    monkeypatch.setitem(registry.modes._entries, "ember-breaks", BreaksMidAnswer())
+    resp = client.post("/v1/chat/completions", json=body(model="ember-breaks"))
+    assert "mid-answer" in assert_envelope(resp, 502, "server_error", "engine_error")["message"]
 
 
 def test_unknown_route_and_method_use_the_envelope(client: TestClient) -> None:

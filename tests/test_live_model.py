@@ -1,5 +1,6 @@
 """End to end on the real SmolLM2-135M: `ember serve` in a subprocess, the official openai client, the
-remote engine against a live Ember, cancellation freeing llama.cpp slots, and the CLI."""
+remote engine against a live Ember, cancellation freeing llama.cpp slots (also when the client leaves before
+the first token of ember-auto or ember-thinking), and the CLI."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ember.api.app import create_app
-from ember.reliability.server import parse_metrics, total
+from ember.reliability.server import in_flight, parse_metrics, total
 from ember.types import Person
 
-from .conftest import TINY, make_settings, run_cli, sse_events
+from .conftest import TINY, make_settings, post_raw, run_cli, sse_events, until
 
 LONG_STORY = [{"role": "user", "content": "Write a very long story about a lighthouse keeper and the sea."}]
 
@@ -109,6 +110,48 @@ def test_non_streamed_disconnect_frees_the_engine(live_server: str) -> None:
     while active(live_server) and time.monotonic() - t0 < 5:
         time.sleep(0.05)
     assert time.monotonic() - t0 <= 1.0
+
+
+def held(base: str) -> dict[str, float]:
+    """Engine slots in use and admission places held, from /metrics."""
+    return in_flight(parse_metrics(httpx.get(f"{base}/metrics", timeout=30).text))
+
+
+def leave_once_generating(base: str, body: dict[str, Any], before_first_token: bool) -> None:
+    """Send `body` and hang up as soon as an engine works on it; with `before_first_token`, check that not a
+    byte of the answer (not even its headers) had come."""
+    sock = post_raw(base, "/v1/chat/completions", body)
+    until(lambda: held(base)["engine_active"] >= 1, timeout_s=60, every_s=0.02)
+    if before_first_token:
+        sock.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            sock.recv(1)
+    sock.close()
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "json"])
+@pytest.mark.parametrize(
+    ("model", "text", "first_token"),
+    [
+        ("ember-auto", "What is the capital of France? Also, what is 17 * 23?", False),  # plan, steps, merge
+        ("ember-thinking", "Why is the sky blue? Explain it in detail.", True),  # may have begun to stream
+    ],
+    ids=["auto-planner", "thinking"],
+)
+def test_a_client_that_leaves_early_frees_every_engine_within_a_second(
+    live_server: str, model: str, text: str, first_token: bool, stream: bool
+) -> None:
+    body = {"model": model, "stream": stream, "messages": [{"role": "user", "content": text}], "seed": 1}
+    # llama.cpp cannot stop a prompt's prefill (xllamacpp's only stop is the answer to a token's callback): a
+    # client that leaves then frees its admission place at once and the engine when the prefill ends. That run
+    # leaves the prompt in the slot's cache, so the second one leaves while tokens are generated.
+    leave_once_generating(live_server, body, before_first_token=not first_token)
+    admission_freed = until(lambda: held(live_server)["admission_running"] == 0, timeout_s=60, every_s=0.02)
+    assert admission_freed <= 1.0, f"{model}: the admission place was freed {admission_freed:.2f} s after"
+    until(lambda: not any(held(live_server).values()), timeout_s=120, every_s=0.05)
+    leave_once_generating(live_server, body, before_first_token=not first_token)
+    took = until(lambda: not any(held(live_server).values()), timeout_s=60, every_s=0.02)
+    assert took <= 1.0, f"{model}: engines and admission freed {took:.2f} s after the client left"
 
 
 def test_health_generates_a_token(live_server: str) -> None:

@@ -10,7 +10,8 @@ the stream, also when the client leaves mid-stream).
 
 One limit for the whole process, not per engine or per key (a key's own limits are `ember.policy.limits`).
 A request whose client leaves while it waits keeps its place until its turn; the route then sees the
-disconnect within one token. This module knows nothing of HTTP or metrics: `/metrics` reads its counters.
+disconnect as soon as it waits for the answer, and lets the place go. This module knows nothing of HTTP or
+metrics: `/metrics` reads its counters.
 """
 
 from __future__ import annotations

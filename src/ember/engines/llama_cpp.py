@@ -2,10 +2,12 @@
 
 Each request runs `Server.handle_chat_completions` on a worker thread; chunks cross to the event loop
 through a queue. When the consumer stops iterating, the next chunk's callback returns True, which makes
-llama.cpp cancel the task and free its slot (within one token's time). The model file comes from
-`ember.assets`; this module does not download or verify anything itself. A role whose options name an
-`mmproj` (the GGUF projector of a vision-language model) takes images natively; otherwise images are
-described in text by `ember.vision` before the model sees them.
+llama.cpp cancel the task and free its slot (within one token's time). A prompt still being read (prefill)
+is read to its end first: the callback comes with the first token, and xllamacpp offers no other way to stop
+(the `should_stop` it hands llama.cpp is always false), so `active` counts the generation until then. The
+model file comes from `ember.assets`; this module does not download or verify anything itself. A role whose
+options name an `mmproj` (the GGUF projector of a vision-language model) takes images natively; otherwise
+images are described in text by `ember.vision` before the model sees them.
 """
 
 from __future__ import annotations

@@ -7,8 +7,12 @@ multi-agent modes asked for `include_trace` return their agents' passes in `trac
 `ember-auto` returns the route it took, and why, in `route`.
 
 The first delta is awaited before any response is sent, so request errors found by the engine (a
-prompt beyond the context) are proper 4xx envelopes, not broken streams. When the client goes away,
-the pipeline's iterator is closed, which stops the generation and frees the engine.
+prompt beyond the context) are proper 4xx envelopes, not broken streams. When the client goes away, at
+any point, the work is cancelled and the pipeline's iterator closed, which stops every generation and
+sub-call made for it (llama.cpp: within a token once the prompt is read) and frees the admission place: while
+the first delta is awaited (a program, a plan and its steps, contemplating's drafts may all come before it)
+and while a non-streamed answer is collected, the route waits for the server's disconnect message
+alongside; once a stream has begun, Starlette watches.
 
 Rate limits (`ember.policy.limits`) are checked after the scopes (the mode's, and `audio` for a request
 with `input_audio` parts) and before any audio is heard; the
@@ -24,9 +28,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from contextlib import AsyncExitStack
-from typing import Any
+from enum import Enum
+from typing import Any, Literal, TypeVar
 
 import anyio
 from fastapi import APIRouter, Request
@@ -52,7 +57,8 @@ from ember.types import Delta, Usage
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-DISCONNECT_POLL_S = 0.25
+DISCONNECT_RETRY_S = 0.25
+T = TypeVar("T")
 
 
 class _ClosingStream(StreamingResponse):
@@ -100,7 +106,9 @@ async def chat_completions(
         conversation_id = await pipeline.open(chat)
         deltas = meter.watch(pipeline.chat(chat))
         stack.push_async_callback(deltas.aclose)
-        first = await anext(deltas, None)
+        first = await _unless_gone(request, anext(deltas, None))
+        if first is _Left.LEFT:
+            return Response(status_code=499)
         stored = {"x-ember-conversation-id": conversation_id} if conversation_id else {}  # none: not kept
         headers = {**stored, **quota.headers()}
         cid = completion_id()
@@ -109,8 +117,8 @@ async def chat_completions(
             events = _sse(cid, body.model, first, deltas, include_usage, extra)
             stack.push_async_callback(events.aclose)
             return _ClosingStream(events, stack.pop_all(), headers)
-        result = await _collect_unless_gone(request, first, deltas)
-    if result is None:
+        result = await _unless_gone(request, _collect(first, deltas))
+    if result is _Left.LEFT:
         return Response(status_code=499)
     content, reasoning, finish, usage, last = result
     if last.citations:
@@ -156,26 +164,35 @@ async def _collect(first: Delta | None, deltas: AsyncGenerator[Delta, None]) -> 
     return "".join(content), "".join(reasoning), finish, usage, extensions
 
 
-async def _collect_unless_gone(
-    request: Request, first: Delta | None, deltas: AsyncGenerator[Delta, None]
-) -> Answer | None:
-    """Collect the whole answer, but stop generating if the client disconnects meanwhile."""
-    result = None
-    try:
-        async with anyio.create_task_group() as tg:
+class _Left(Enum):
+    """What `_unless_gone` returns when the client disconnected first."""
 
-            async def watch() -> None:
-                # Starlette offers no disconnect event for a plain request: poll.
-                while not await request.is_disconnected():  # noqa: ASYNC110
-                    await anyio.sleep(DISCONNECT_POLL_S)
-                tg.cancel_scope.cancel()
+    LEFT = "left"
 
-            tg.start_soon(watch)
-            result = await _collect(first, deltas)
+
+async def _unless_gone(request: Request, work: Awaitable[T]) -> T | Literal[_Left.LEFT]:
+    """`work`'s result, or LEFT if the client disconnects first: `work` is then cancelled, and with it every
+    sub-call it made (generations, a plan's steps, contemplating's agents). An exception `work` raises comes
+    out as itself."""
+    result: T | Literal[_Left.LEFT] = _Left.LEFT
+    error: Exception | None = None
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            # The body is read, so the server's next message is the disconnect (uvicorn sends it the moment the
+            # connection drops); a server that answers with anything else at once is asked again a little later.
+            while (await request.receive())["type"] != "http.disconnect":  # noqa: ASYNC110
+                await anyio.sleep(DISCONNECT_RETRY_S)
             tg.cancel_scope.cancel()
-    finally:
-        with anyio.CancelScope(shield=True):
-            await deltas.aclose()
+
+        tg.start_soon(watch)
+        try:
+            result = await work
+        except Exception as exc:  # not wrapped in an ExceptionGroup: the error handlers map it
+            error = exc
+        tg.cancel_scope.cancel()
+    if error is not None:
+        raise error
     return result
 
 
