@@ -136,3 +136,25 @@ def test_a_client_that_leaves_mid_stream_stops_every_sub_call(slow: tuple[str, F
     assert any(in_flight(app).values())  # still working when the client leaves
     took = leave_and_time(app, sock)
     assert took <= FREED_S, f"{name}: engines and admission freed {took:.2f} s after the client left"
+
+
+def test_a_client_that_leaves_while_waiting_for_admission_leaves_the_queue(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Its place in the waiting room was kept until its turn came (and the turn then spent on no one)."""
+    fake = {"engine": "fake", "model": "fake", "ctx_size": 4096, "options": {"delay_s": WORD_S}}
+    settings = make_settings(tmp_path_factory.mktemp("queue"), chat_fast=fake)
+    app = create_app(settings.model_copy(update={"admission_running": 1, "admission_waiting": 1}))
+    with serve_in_thread(app) as base:
+        admission = app.state.admission
+        for engine in engines(app).values():
+            engine.delay_s = WORD_S
+        first = post_raw(base, "/v1/chat/completions", CASES["auto-instant"].body(stream=False))
+        until(lambda: admission.running == 1, STARTED_S)
+        waiting = post_raw(base, "/v1/chat/completions", CASES["auto-instant"].body(stream=False))
+        until(lambda: admission.waiting == 1, STARTED_S)
+        waiting.close()
+        assert until(lambda: admission.waiting == 0, timeout_s=WORD_S) <= FREED_S
+        assert admission.running == 1  # the first is still answered
+        first.close()
+        until(lambda: not any(in_flight(app).values()), timeout_s=FREED_S + 5)

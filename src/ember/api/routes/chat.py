@@ -12,7 +12,8 @@ any point, the work is cancelled and the pipeline's iterator closed, which stops
 sub-call made for it (llama.cpp: within a token once the prompt is read) and frees the admission place: while
 the first delta is awaited (a program, a plan and its steps, contemplating's drafts may all come before it)
 and while a non-streamed answer is collected, the route waits for the server's disconnect message
-alongside; once a stream has begun, Starlette watches.
+alongside (from the wait for an admission place on: speech is not transcribed for a client that left);
+once a stream has begun, Starlette watches.
 
 Rate limits (`ember.policy.limits`) are checked after the scopes (the mode's, and `audio` for a request
 with `input_audio` parts) and before any audio is heard; the
@@ -97,18 +98,23 @@ async def chat_completions(
     quota = await limiter.check(principal, meter.estimated)
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(limiter.stream(principal))
-        await stack.enter_async_context(admission.hold())
         stack.push_async_callback(_debit, limiter, principal, meter)
-        heard = await transcribe_audio_parts(body, pipeline, settings)
-        extra: dict[str, Any] = {"input_transcripts": heard} if heard else {}
-        chat = to_chat_request(body, principal.person(body.user))
-        chat.scopes = principal.scopes
-        conversation_id = await pipeline.open(chat)
-        deltas = meter.watch(pipeline.chat(chat))
-        stack.push_async_callback(deltas.aclose)
-        first = await _unless_gone(request, anext(deltas, None))
-        if first is _Left.LEFT:
+
+        async def start() -> tuple[list[dict[str, Any]], str, AsyncGenerator[Delta, None], Delta | None]:
+            await stack.enter_async_context(admission.hold())  # a client that leaves while waiting leaves the queue
+            heard = await transcribe_audio_parts(body, pipeline, settings)
+            chat = to_chat_request(body, principal.person(body.user))
+            chat.scopes = principal.scopes
+            conversation_id = await pipeline.open(chat)
+            deltas = meter.watch(pipeline.chat(chat))
+            stack.push_async_callback(deltas.aclose)
+            return heard, conversation_id, deltas, await anext(deltas, None)
+
+        started = await _unless_gone(request, start())
+        if started is _Left.LEFT:
             return Response(status_code=499)
+        heard, conversation_id, deltas, first = started
+        extra: dict[str, Any] = {"input_transcripts": heard} if heard else {}
         stored = {"x-ember-conversation-id": conversation_id} if conversation_id else {}  # none: not kept
         headers = {**stored, **quota.headers()}
         cid = completion_id()
