@@ -147,8 +147,6 @@ def test_a_client_that_leaves_while_waiting_for_admission_leaves_the_queue(
     app = create_app(settings.model_copy(update={"admission_running": 1, "admission_waiting": 1}))
     with serve_in_thread(app) as base:
         admission = app.state.admission
-        for engine in engines(app).values():
-            engine.delay_s = WORD_S
         first = post_raw(base, "/v1/chat/completions", CASES["auto-instant"].body(stream=False))
         until(lambda: admission.running == 1, STARTED_S)
         waiting = post_raw(base, "/v1/chat/completions", CASES["auto-instant"].body(stream=False))
