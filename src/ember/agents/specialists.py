@@ -57,7 +57,7 @@ class Observation:
 
 @dataclass(frozen=True)
 class Context:
-    """What a specialist may use: the engines, the asker (for consent and namespaces), the sampling seed,
+    """What a specialist may use: the engines, the asker (for consent and their tenant), the sampling seed,
     and the caller's key scopes (None: all), which bound the specialists a plan may call."""
 
     engines: EnginePool

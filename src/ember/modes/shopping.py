@@ -5,7 +5,7 @@ Steps: (1) intent: the model answers with JSON (query, category, budget, constra
 schema where the engine supports it and checked against the shopper's own words (`ember.shopping.intent`);
 (2) candidates: the recommender ranks the catalogue for this person (their behaviour only with their
 `personalisation` consent) within the category and budget; (3) posts: shared posts about those items
-that this person may see (their own, public ones in their namespace, their friends', or ones naming
+that this person may see (their own, public ones in their tenant, their friends', or ones naming
 them); (4) the answer, from the items and posts quoted as data in a delimited block (in the last user turn,
 before the shopper's words: small models copy a system message's data instead of answering), then a numbered
 list written by this mode (not the model) and the structured citations: kind `product` (meta price,

@@ -2,7 +2,7 @@
 file into the server's database, or the demo data (`ember import demo`, `ember import movielens`).
 
 Every bad row is printed with its line number and why, and skipped; the good rows are stored. Names in
-the files are stored as written (an operator's import is not in any key's namespace). The commands talk
+the rows are stored in the operator's tenant, which no API key reaches. The commands talk
 to the database directly, not to a running server; a running server picks the changes up within a second.
 """
 

@@ -97,7 +97,7 @@ class EventIn(_Row):
 
 
 class PostIn(_Row):
-    """A post someone shared about items, seen by everyone in their namespace (`public`), by their friends
+    """A post someone shared about items, seen by everyone in their tenant (`public`), by their friends
     (`friends`), or by the `people` it names (`people`)."""
 
     id: str = Field(default_factory=lambda: "post_" + uuid.uuid4().hex[:20], pattern=ITEM_ID, max_length=64)
