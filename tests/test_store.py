@@ -388,3 +388,15 @@ def test_tenant_migration_keeps_every_row_under_an_exact_owner(db_url: str, monk
         assert held["friendships"] == [{"user": "acme/bob", "friend": "acme/carol"}]  # (bob, zed) crossed tenants
     finally:
         store.close()
+
+
+def test_saving_into_another_persons_conversation_writes_nothing(store: SqlStore) -> None:
+    """Two owners answering into one conversation id at once appended one's answer to the other's."""
+    cid = new_conversation_id()
+    ask(store, cid, [Message("user", "mine")], "ok")  # alice's
+    for intruder in (Person("", "Alice"), Person("alice", ""), Person("alice", "alice")):
+        with pytest.raises(NotFound):
+            store.save_exchange(
+                conversation_id=cid, user=intruder, mode="chat", prompt=[Message("user", "x")], answer=StoredAnswer("y")
+            )
+    assert message_count(store, cid) == 2 and store.owner_of(cid) == Person("", "alice")
