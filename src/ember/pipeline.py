@@ -95,9 +95,10 @@ class Pipeline:
         return mode
 
     @staticmethod
-    def modes_for(scopes: frozenset[str]) -> list[str]:
-        """The modes a key with `scopes` may use."""
-        return [mode.name for mode in registry.modes if scope_of(mode) in scopes]
+    def modes_for(scopes: frozenset[str]) -> list[str] | None:
+        """The modes a key with `scopes` may use, or None when it may use every one."""
+        allowed = [mode.name for mode in registry.modes if scope_of(mode) in scopes]
+        return None if len(allowed) == len(registry.modes.names()) else allowed
 
     async def open(self, request: ChatRequest) -> str:
         """Check the request can be served, fix its conversation id and put the conversation's stored turns
