@@ -46,7 +46,8 @@ def make_settings(tmp_path: Path, **roles: dict[str, Any]) -> Settings:
     roles.setdefault("asr", {"engine": "fake", "model": "fake"})
     roles.setdefault("chat", {"engine": "fake", "model": "fake"})
     specs = {role.replace("_", "-"): EngineSpec(**spec) for role, spec in roles.items()}
-    return Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", roles=specs)
+    cache = tmp_path / "cache"  # no health index: ember-health answers without sources, and builds none here
+    return Settings(data_dir=tmp_path / "data", cache_dir=cache, roles=specs, build_health_index=False)
 
 
 @pytest.fixture
@@ -111,6 +112,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> 
         **{k: v for k, v in os.environ.items() if not k.startswith("EMBER_")},
         "EMBER_ROLES": json.dumps({"chat-fast": TINY, "chat": TINY}),
         "EMBER_CONTEMPLATING_AGENTS": "2",
+        "EMBER_BUILD_HEALTH_INDEX": "false",  # the model cache has no health index: no build beside the model
         "EMBER_DATA_DIR": str(data),
         "EMBER_CACHE_DIR": str(model_cache),
         "EMBER_PORT": str(port),

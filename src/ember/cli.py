@@ -20,6 +20,7 @@ from ember.api.routes.audio import subtitles, verbose_json
 from ember.assets.assemble import asset_status, ensure_asset, install_command
 from ember.assets.catalogue import CATALOGUE, ModelAsset
 from ember.bench.engine import engine
+from ember.bench.first_run import first_run
 from ember.bench.recs import recs as recs_bench
 from ember.config import EngineSpec, Settings
 from ember.errors import EmberError
@@ -382,6 +383,7 @@ def bench() -> None:
 
 bench.add_command(engine)
 bench.add_command(recs_bench)
+bench.add_command(first_run)
 
 
 @main.group("eval")
@@ -407,7 +409,8 @@ def health() -> None:
 @health.command("build")
 @click.option("--force", is_flag=True, help="rebuild even if the index for these sources exists")
 def health_build(force: bool) -> None:
-    """Build the knowledge index from the packaged sources (ICD-10-CM, HPO); a few minutes, once."""
+    """Build the knowledge index from the packaged sources (ICD-10-CM, HPO) ahead of time; `ember serve`
+    builds a missing one in the background."""
     from ember.engines.embeddings import Embedder
     from ember.health.knowledge import build_index, index_dir
 

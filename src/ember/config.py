@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     roles: dict[str, EngineSpec] = Field(default_factory=_default_roles)
     load_on_start: bool = True
+    build_health_index: bool = Field(
+        default=True, description="build a missing health knowledge index in the background while serving"
+    )
     health_timeout_s: float = Field(default=30.0, gt=0)
     audio_max_bytes: int = Field(default=25 * 2**20, ge=1024, description="largest audio upload")
     audio_max_seconds: float = Field(default=600.0, gt=0, description="longest audio accepted")

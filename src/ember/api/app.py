@@ -19,6 +19,7 @@ from ember.api.metrics import Metrics
 from ember.api.routes import audio, chat, conversations, docs, health, me, models, shopping, web
 from ember.config import Settings
 from ember.engines.pool import EnginePool
+from ember.health.service import knowledge_for
 from ember.pipeline import Pipeline
 from ember.policy import privacy
 from ember.policy.keys import KeyStore
@@ -42,6 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.keys = KeyStore(store.engine, settings)
         app.state.admission = Admission.of(settings)
         app.state.health = checks = HealthProbe(lambda: health.probe_engines(pool, settings))  # cached /health
+        app.state.knowledge = knowledge_for(pool)  # the health index; built in the background if missing
         limiter: Limiter | None = None
         try:
             app.state.limiter = limiter = await Limiter.open(settings)
@@ -51,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
                 log.info("engines ready: %s", ", ".join(pool.loaded()))
             async with anyio.create_task_group() as tg:
                 tg.start_soon(privacy.keep_purging, store, settings)  # at start, then hourly; idle without retention
+                tg.start_soon(app.state.knowledge.keep_built)  # a child process at low priority
                 yield
                 tg.cancel_scope.cancel()
         finally:

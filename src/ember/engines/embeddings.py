@@ -1,14 +1,17 @@
 """Sentence embeddings with the packaged all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime: texts → unit vectors.
 
 Mean pooling over the attention mask, then L2 normalisation, as sentence-transformers does for this model,
-so a dot product is a cosine similarity. Texts are cut at `max_tokens` word pieces. The model directory
-comes from `ember.assets` (role `embed`); this module never contacts a hub and keeps no index.
+so a dot product is a cosine similarity. Texts are cut at `max_tokens` word pieces. Many texts at once are
+tokenized first, sorted by token count and run in buckets of similar length (`buckets`), so that almost no
+time goes on padding; a text's vector does not depend on the others in its batch (padding is masked).
+The model directory comes from `ember.assets` (role `embed`); this module never contacts a hub and keeps
+no index.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,35 +21,58 @@ from tokenizers import Tokenizer
 
 DIM = 384
 MAX_TOKENS = 256
-BATCH = 64
+BATCH_TOKENS = 8192  # padded tokens per inference call (rows x longest row)
+MAX_ROWS = 256  # rows per inference call, however short
+
+Progress = Callable[[int], None]  # told how many more texts are embedded
+
+
+def buckets(lengths: Sequence[int], batch_tokens: int = BATCH_TOKENS, max_rows: int = MAX_ROWS) -> Iterator[list[int]]:
+    """Indices of `lengths` in batches of similar length: shortest first, each batch at most `max_rows`
+    rows and, padded to its longest, at most `batch_tokens` tokens (a longer single row goes alone)."""
+    batch: list[int] = []
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+        if batch and (len(batch) >= max_rows or (len(batch) + 1) * lengths[i] > batch_tokens):
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
 
 
 class Embedder:
     def __init__(self, directory: Path, threads: int | None = None, max_tokens: int = MAX_TOKENS) -> None:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.inter_op_num_threads = 1  # one operator at a time, each on every intra-op thread
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(directory / "model.onnx"), options, providers=["CPUExecutionProvider"])
         self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=max_tokens)
-        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self.tokenizer.no_padding()  # each bucket is padded to its own longest row
 
-    def embed(self, texts: Sequence[str], batch: int = BATCH) -> npt.NDArray[np.float32]:
-        """One unit-length row per text (an empty input gives a 0 x 384 array). Texts are batched in order
-        of length, so that little time goes on padding, and returned in the caller's order."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        ranked = [texts[i] for i in order]
-        out = [self._batch(ranked[i : i + batch]) for i in range(0, len(ranked), batch)]
-        if not out:
-            return np.zeros((0, DIM), dtype=np.float32)
+    def embed(
+        self, texts: Sequence[str], batch_tokens: int = BATCH_TOKENS, progress: Progress | None = None
+    ) -> npt.NDArray[np.float32]:
+        """One unit-length row per text, in the caller's order (an empty input gives a 0 x 384 array).
+        `progress`, if given, is called after each inference call with the number of texts it embedded."""
         vectors = np.empty((len(texts), DIM), dtype=np.float32)
-        vectors[order] = np.concatenate(out)
+        ids = [encoding.ids for encoding in self.tokenizer.encode_batch(list(texts))]
+        for rows in buckets([len(row) for row in ids], batch_tokens):
+            vectors[rows] = self._run([ids[i] for i in rows])
+            if progress is not None:
+                progress(len(rows))
         return vectors
 
-    def _batch(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        encodings = self.tokenizer.encode_batch(list(texts))
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    def _run(self, rows: list[list[int]]) -> npt.NDArray[np.float32]:
+        width = max(len(row) for row in rows)
+        ids = np.zeros((len(rows), width), dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for n, row in enumerate(rows):
+            ids[n, : len(row)] = row
+            mask[n, : len(row)] = 1
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         hidden: npt.NDArray[np.float32] = self.session.run(["last_hidden_state"], feeds)[0]
         weights = mask[..., None].astype(np.float32)

@@ -20,6 +20,8 @@ from ember import registry
 from ember.config import Settings
 from ember.engines.pool import EnginePool
 from ember.eval.choice import ModeResult, ask, load_items, markdown, score
+from ember.health.knowledge import built
+from ember.health.service import Knowledge
 from ember.pipeline import Pipeline
 from ember.store.sql import SqlStore
 
@@ -53,6 +55,9 @@ def health(limit: int, seed: int, max_tokens: int, json_out: Path | None) -> Non
     """Accuracy of ember-instant vs ember-health on MedQA-en, with tokens and latency."""
     registry.load_plugins()
     settings = Settings()
+    target = Knowledge(settings.cache_dir, build=False).target()
+    if not built(target):  # ember-health would answer without sources: not what this compares
+        raise click.ClickException(f"the health knowledge index is not built: run `ember health build` ({target})")
     rows = asyncio.run(run(settings, limit, seed, max_tokens))
     click.echo(markdown(rows, TASK))
     if json_out is not None:

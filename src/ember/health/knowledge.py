@@ -11,6 +11,7 @@ fuses both rankings (reciprocal rank fusion). This module does not talk to a lan
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.metadata
 import itertools
@@ -18,6 +19,7 @@ import re
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,6 +143,20 @@ def index_dir(cache_dir: Path, embed_dir: Path) -> Path:
     return cache_dir / "health" / f"knowledge-{fingerprint(embed_dir)}"
 
 
+def built(target: Path) -> bool:
+    """Whether a complete index is at `target` (a build renames its directory there only when done)."""
+    return (target / "vectors.npy").is_file()
+
+
+@contextmanager
+def build_lock(target: Path) -> Iterator[None]:
+    """Held by the one process building `target`; another builder waits here for it to finish."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.with_name(target.name + ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def build_index(
     target: Path,
     embedder: Embedder,
@@ -148,27 +164,49 @@ def build_index(
     progress: bool = False,
     limit: int | None = None,
     sources: dict[str, Callable[[], Iterator[Entry]]] | None = None,
+    report: Callable[[int, int], None] | None = None,
+    keep_built: bool = False,
 ) -> Path:
     """Write the index of `sources` (default: all; at most `limit` entries each) into `target`, through a
-    temporary sibling: nothing half-built is ever at `target`."""
-    tmp = target.with_name(target.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        unique = {e.id: e for source in (sources or SOURCES).values() for e in itertools.islice(source(), limit)}
-        entries = list(unique.values())
-        _write_entries(tmp / "entries.sqlite", entries)
-        step = 4096  # chunks large enough for length-sorted batching to pay
-        vectors = [
-            embedder.embed([e.text[:KEY_CHARS] for e in entries[i : i + step]])
-            for i in tqdm(range(0, len(entries), step), desc="embed health knowledge", disable=not progress)
-        ]
-        np.save(tmp / "vectors.npy", np.concatenate(vectors).astype(np.float16))
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)
-    finally:
+    temporary sibling: nothing half-built is ever at `target`. One process builds a target at a time; with
+    `keep_built`, an index found there (e.g. built by another while this one waited) is kept as it is.
+    `report(done, total)` hears how many entries are embedded: once with 0 when they are read, then as
+    batches finish."""
+    with build_lock(target):
+        if keep_built and built(target):
+            return target
+        tmp = target.with_name(target.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            unique = {e.id: e for source in (sources or SOURCES).values() for e in itertools.islice(source(), limit)}
+            entries = list(unique.values())
+            _write_entries(tmp / "entries.sqlite", entries)
+            np.save(tmp / "vectors.npy", _embed_keys(entries, embedder, progress, report).astype(np.float16))
+            shutil.rmtree(target, ignore_errors=True)
+            tmp.rename(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _embed_keys(
+    entries: list[Entry], embedder: Embedder, progress: bool, report: Callable[[int, int], None] | None
+) -> npt.NDArray[np.float32]:
+    """Every entry's start, embedded in one call (so that its length buckets span the whole index)."""
+    done = 0
+    with tqdm(total=len(entries), desc="embed health knowledge", disable=not progress) as bar:
+
+        def step(count: int) -> None:
+            nonlocal done
+            done += count
+            bar.update(count)
+            if report is not None:
+                report(done, len(entries))
+
+        if report is not None:
+            report(0, len(entries))
+        return embedder.embed([e.text[:KEY_CHARS] for e in entries], progress=step)
 
 
 def _write_entries(path: Path, entries: list[Entry]) -> None:

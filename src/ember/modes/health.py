@@ -3,56 +3,39 @@
 Order of the answer: (1) if red-flag triage fires, the emergency instruction, before anything else;
 (2) if the question asks for an individual dose, the fixed refusal; (3) the fast model's answer, given the
 top knowledge entries as numbered sources and told not to diagnose or dose; (4) a numbered source list
-and a short disclaimer. The last delta carries the structured citations. Storage is the pipeline's
+and a short disclaimer. The last delta carries the structured citations. Until the index is built (a server
+builds a missing one in the background: `ember.health.service`), the answer has no sources and its end
+says so instead of listing them; triage and the dose refusal work the same. Storage is the pipeline's
 business: this mode declares `consent = "health_storage"`, so nothing is kept unless the person opted in,
-and `scope = "health"`, so an API key needs that scope to use it.
-The knowledge index and the triage embedder load once, on first use; this mode never builds the index.
+and `scope = "health"`, so an API key needs that scope to use it. This mode never builds the index.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-import threading
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Any
 
 from ember import registry
-from ember.assets.assemble import ensure_asset
-from ember.assets.catalogue import CATALOGUE
-from ember.engines.embeddings import Embedder
 from ember.engines.pool import EnginePool
-from ember.errors import AssetMissing
-from ember.health.knowledge import Hit, KnowledgeIndex, index_dir
-from ember.health.triage import ALWAYS, DOSE_REFUSAL, Triager, asks_for_dose
+from ember.health.knowledge import Hit
+from ember.health.service import knowledge_for
+from ember.health.triage import ALWAYS, DOSE_REFUSAL, asks_for_dose
 from ember.types import ChatRequest, Citation, Delta, Message, last_user_text
 
 SOURCES_SHOWN = 4
 SYSTEM_PROMPT = (
     "You are Ember's health assistant. Give clear, general health information in plain words. "
-    "Use the numbered sources below when they are relevant and cite them like [1]. "
-    "Never state a definitive diagnosis; say what it could be and what a clinician would check. "
+    "{sources}Never state a definitive diagnosis; say what it could be and what a clinician would check. "
     "Never give an individual medication dose. Say when to see a doctor. Be brief."
 )
+USE_SOURCES = "Use the numbered sources below when they are relevant and cite them like [1]. "
 DISCLAIMER = "General information, not medical advice: a clinician who can examine you should guide your care."
+PREPARING = "Ember is still preparing its health sources"
+UNAVAILABLE = "Ember's health sources are not available"
 CITED = re.compile(r"\[(\d{1,2})\]")
-
-
-@dataclass
-class _Tools:
-    index: KnowledgeIndex
-    triager: Triager
-
-
-def load_tools(cache_dir: Path) -> _Tools:
-    """Open the built knowledge index and the triage embedder (blocking; call from a thread)."""
-    embed_dir = ensure_asset(CATALOGUE["embed"], cache_dir)
-    directory = index_dir(cache_dir, embed_dir)
-    if not (directory / "vectors.npy").is_file():
-        raise AssetMissing(f"the health knowledge index is not built: run `ember health build` (it writes {directory})")
-    embedder = Embedder(embed_dir)
-    return _Tools(KnowledgeIndex(directory, embedder), Triager(embedder))
 
 
 def sources_prompt(hits: list[Hit]) -> str:
@@ -75,6 +58,16 @@ def closing(citations: tuple[Citation, ...]) -> str:
     return f"\n\nSources:\n{listed}\n\n_{DISCLAIMER}_"
 
 
+def no_sources_note(status: dict[str, Any]) -> str:
+    """The end of an answer given without the knowledge index: why it cites nothing, then the disclaimer."""
+    if status["building"]:
+        done = f" ({100 * status['done'] // status['total']}% done)" if status["total"] else ""
+        why = f"{PREPARING}{done}, so this answer cites none; ask again in a few minutes for one with sources."
+    else:
+        why = f"{UNAVAILABLE} (an operator can run `ember health build`), so this answer cites none."
+    return f"\n\n_{why}_\n\n_{DISCLAIMER}_"
+
+
 @dataclass
 class HealthMode:
     name: str = "ember-health"
@@ -85,38 +78,22 @@ class HealthMode:
     consent: str = "health_storage"
     scope: str = "health"
     triages: bool = True  # the pipeline adds no crisis notice of its own
-    _tools: _Tools | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # not tied to an event loop
-
-    def _load_once(self, cache_dir: Path) -> _Tools:
-        with self._lock:
-            tools = self._tools or load_tools(cache_dir)
-            self._tools = tools
-            return tools
-
-    async def tools(self, engines: EnginePool) -> _Tools:
-        if self._tools is not None:
-            return self._tools
-        return await asyncio.to_thread(self._load_once, engines.settings.cache_dir)
-
-    def tools_now(self) -> _Tools:
-        """The loaded tools (after a first request); for inspection."""
-        if self._tools is None:
-            raise RuntimeError("ember-health has not loaded its tools yet")
-        return self._tools
 
     async def run(self, request: ChatRequest, engines: EnginePool) -> AsyncIterator[Delta]:
         question = last_user_text(request.messages)
-        tools = await self.tools(engines)
-        found = await asyncio.to_thread(tools.triager, question)
+        knowledge = knowledge_for(engines)
+        triager = await knowledge.triager()
+        found = await asyncio.to_thread(triager, question)
         if request.crisis_shown:  # ember-auto routed here after the pipeline's crisis resources
             found = found.without(ALWAYS)
         if found.urgent:
             yield Delta(content=found.message() + "\n\n")
         if asks_for_dose(question):
             yield Delta(content=DOSE_REFUSAL + "\n\n")
-        hits = await asyncio.to_thread(tools.index.search, question, SOURCES_SHOWN)
-        system = Message("system", f"{SYSTEM_PROMPT}\n\n{sources_prompt(hits)}")
+        index = await knowledge.index()
+        hits = await asyncio.to_thread(index.search, question, SOURCES_SHOWN) if index is not None else []
+        prompt = SYSTEM_PROMPT.format(sources=USE_SOURCES if hits else "")
+        system = Message("system", f"{prompt}\n\n{sources_prompt(hits)}" if hits else prompt)
         messages = [system, *(m for m in request.messages if m.role != "system")]
         engine = await engines.get(self.roles[0])
         answer: list[str] = []
@@ -127,6 +104,10 @@ class HealthMode:
             if delta.content or delta.reasoning:
                 answer.append(delta.content)
                 yield Delta(content=delta.content, reasoning=delta.reasoning)
+        if index is None:
+            note = no_sources_note(knowledge.status())
+            yield Delta(content=note, finish_reason=last.finish_reason, usage=last.usage)
+            return
         citations = citations_for("".join(answer), hits)
         yield Delta(content=closing(citations), finish_reason=last.finish_reason, usage=last.usage, citations=citations)
 

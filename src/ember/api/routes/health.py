@@ -1,7 +1,9 @@
 """`GET /health`: whether every engine the server needs works. A probe generates one token on every chat
 engine the modes need and transcribes half a second of silence on every speech engine; 503 if any fails.
 The answer is cached (`ember.api.health_probe`: at most one probe per MAX_AGE_S, shared by concurrent
-callers); `age_s` says how old it is.
+callers); `age_s` says how old it is. `health_index` says whether ember-health's knowledge index is ready
+(`{"ready", "building", "done", "total"}`: entries embedded so far while a server builds it); a missing index
+does not make the server unavailable, as ember-health answers without sources meanwhile.
 
 `GET /health/live`: 200 while the process serves requests; it touches no engine, store or limit.
 """
@@ -17,6 +19,7 @@ from ember.api.health_probe import HealthProbe
 from ember.api.routes.models import available_modes
 from ember.config import Settings
 from ember.engines.pool import EnginePool
+from ember.health.service import Knowledge
 
 router = APIRouter()
 
@@ -26,13 +29,21 @@ def _health(request: Request) -> HealthProbe:
     return health
 
 
+def _knowledge(request: Request) -> Knowledge:
+    knowledge: Knowledge = request.app.state.knowledge
+    return knowledge
+
+
 @router.get("/health")
-async def health(probe: Annotated[HealthProbe, Depends(_health)]) -> JSONResponse:
+async def health(
+    probe: Annotated[HealthProbe, Depends(_health)], knowledge: Annotated[Knowledge, Depends(_knowledge)]
+) -> JSONResponse:
     report = await probe.report()
     body = {
         "status": "ok" if report.ok else "unavailable",
         "engines": report.engines,
         "age_s": round(report.age_s(), 3),
+        "health_index": knowledge.status(),  # not part of the cached probe: a look at files and counters
     }
     return JSONResponse(body, status_code=200 if report.ok else 503)
 
