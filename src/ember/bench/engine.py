@@ -34,7 +34,7 @@ from pydantic import ValidationError
 
 from ember.assets.assemble import resolve_model
 from ember.config import EngineSpec, Settings
-from ember.engines.llama_cpp import server_params
+from ember.engines.llama_params import server_params
 from ember.modes.instant import SYSTEM_PROMPT
 from ember.reliability import server as loopback_server
 

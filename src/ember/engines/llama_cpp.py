@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,28 +23,12 @@ from ember import registry
 from ember.assets.assemble import resolve_model
 from ember.config import EngineSpec, Settings
 from ember.engines.base import delta_from_chunk, error_from_payload, openai_body
+from ember.engines.llama_params import server_params
 from ember.errors import EngineError, EngineUnavailable
 from ember.types import Capabilities, Delta, GenerationParams, Message
 from ember.vision.prompt import wire_messages
 
 _END = object()
-
-
-def server_params(spec: EngineSpec, path: str, mmproj: str | None = None) -> Any:
-    """llama.cpp server parameters for `spec`: `parallel` slots of `ctx_size` tokens each, and the
-    multimodal projector `mmproj` if given."""
-    threads = spec.threads or os.cpu_count() or 1
-    p = xlc.CommonParams()
-    p.model.path = path
-    if mmproj is not None:
-        p.mmproj.path = mmproj
-    p.n_parallel = spec.parallel
-    p.n_ctx = spec.ctx_size * spec.parallel
-    p.kv_unified = False
-    p.cpuparams.n_threads = threads
-    p.cpuparams_batch.n_threads = threads
-    p.verbosity = int(spec.options.get("verbosity", -1))
-    return p
 
 
 class LlamaCppEngine:
