@@ -25,7 +25,7 @@ from ember.types import Delta, GenerationParams, Message
 
 from .conftest import TINY
 
-ENGINE = "llama_cpp_process"
+ENGINE = "llama_cpp"
 HELLO = [Message("user", "Say hello.")]
 LONG = [Message("user", "Write a very long story about a lighthouse keeper and the sea.")]
 GONE_WAIT_S = 60.0  # generous: a deadline for "eventually", not a speed requirement

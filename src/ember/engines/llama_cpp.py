@@ -1,4 +1,5 @@
-"""llama.cpp in-process through xllamacpp: llama.cpp's own server engine, with continuous batching.
+"""llama.cpp in-process through xllamacpp (engine `llama_cpp_inprocess`; the default `llama_cpp` runs it in a
+child process, `llama_process.py`): llama.cpp's own server engine, with continuous batching.
 
 Each request runs `Server.handle_chat_completions` on a worker thread; chunks cross to the event loop
 through a queue. When the consumer stops iterating, the next chunk's callback returns True, which makes
@@ -34,7 +35,7 @@ _END = object()
 class LlamaCppEngine:
     """One loaded GGUF model serving `spec.parallel` slots of `spec.ctx_size` tokens each."""
 
-    name = "llama_cpp"
+    name = "llama_cpp_inprocess"
 
     def __init__(self, spec: EngineSpec, settings: Settings) -> None:
         self.spec = spec
@@ -109,4 +110,4 @@ class LlamaCppEngine:
             await asyncio.to_thread(holder.clear)  # the destructor joins llama.cpp's loop thread
 
 
-registry.engines.add("llama_cpp", LlamaCppEngine)
+registry.engines.add("llama_cpp_inprocess", LlamaCppEngine)

@@ -1,9 +1,10 @@
-"""llama.cpp in a managed child process, spoken to over loopback HTTP with the OpenAI-compatible engine.
+"""llama.cpp in a managed child process, the default engine (`llama_cpp`) of local GGUF roles.
 
 The child (`ember.engines.llama_child`) runs llama.cpp's own HTTP server on the role's model, with the
 same slots, context, threads and projector as the in-process engine, so llama.cpp's compute threads do
-not share a GIL and an event loop with Ember. This module starts it, waits for its `/health`, forwards
-each generation to `OpenAICompatEngine` (the wire protocol lives there only), and restarts it when it
+not share a GIL and an event loop with Ember (`llama_cpp_inprocess` is the in-process alternative). This
+module starts it, waits for its `/health`, forwards each generation over loopback HTTP to
+`OpenAICompatEngine` (the wire protocol lives there only), and restarts it when it
 dies: the request in flight gets an `EngineUnavailable` (503) and the next one is served by a fresh
 child. `close` stops it; a child whose parent is killed exits by itself. llama.cpp keeps each slot's
 prompt cache, and picks the slot whose cached prompt shares the longest prefix with a new request, so a
@@ -142,7 +143,7 @@ async def _ready(child: Child) -> None:
 class LlamaProcessEngine:
     """A GGUF model served by a llama.cpp child process with `spec.parallel` slots of `spec.ctx_size` tokens."""
 
-    name = "llama_cpp_process"
+    name = "llama_cpp"
 
     def __init__(self, spec: EngineSpec, settings: Settings) -> None:
         self.spec = spec
@@ -230,4 +231,4 @@ class LlamaProcessEngine:
             await self._discard()
 
 
-registry.engines.add("llama_cpp_process", LlamaProcessEngine)
+registry.engines.add("llama_cpp", LlamaProcessEngine)
