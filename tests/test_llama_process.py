@@ -29,6 +29,7 @@ ENGINE = "llama_cpp"
 HELLO = [Message("user", "Say hello.")]
 LONG = [Message("user", "Write a very long story about a lighthouse keeper and the sea.")]
 GONE_WAIT_S = 60.0  # generous: a deadline for "eventually", not a speed requirement
+COUNT_TOKENS = 900
 
 
 def tiny_settings(cache: Path) -> Settings:
@@ -95,6 +96,29 @@ async def test_parallel_requests_share_the_child(engine: LlamaProcessEngine) -> 
     assert all(a.strip() for a in answers)
     assert max(seen) == 2  # both were in flight at once
     assert engine.active == 0
+
+
+async def test_leaving_a_stream_stops_the_generation_in_the_child(engine: LlamaProcessEngine) -> None:
+    """Closing the stream closes the HTTP request, and llama.cpp stops that slot long before `max_tokens`."""
+    assert engine.child is not None
+    counting = [Message("user", "Count from 1 to 1000, separated by commas.")]
+    stream = engine.stream(counting, GenerationParams(max_tokens=COUNT_TOKENS, temperature=0.0))
+    async with httpx.AsyncClient(base_url=engine.child.url, timeout=60) as client:
+        got = [await anext(stream) for _ in range(3)]
+        assert await decoded(client)  # generating now
+        await stream.aclose()
+        seen = [0]
+        deadline = time.monotonic() + GONE_WAIT_S
+        while (busy := await decoded(client)) and time.monotonic() < deadline:
+            seen += busy
+    assert len(got) == 3 and not busy and engine.active == 0
+    assert max(seen) < COUNT_TOKENS // 2  # stopped soon after we left, not at the end of the count
+
+
+async def decoded(client: httpx.AsyncClient) -> list[int]:
+    """Tokens generated so far by each slot that is generating now (from llama.cpp's /slots)."""
+    slots = (await client.get("/slots")).json()
+    return [t["n_decoded"] for s in slots if s["is_processing"] for t in s.get("next_token", [])]
 
 
 async def test_the_next_turn_reuses_the_prompt_cache(engine: LlamaProcessEngine) -> None:

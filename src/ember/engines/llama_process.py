@@ -211,8 +211,9 @@ class LlamaProcessEngine:
         child = self.child
         self.active += 1
         try:
-            async for delta in remote.stream(messages, params):
-                yield delta
+            async with contextlib.aclosing(remote.stream(messages, params)) as deltas:  # closing it cancels
+                async for delta in deltas:
+                    yield delta
         except EngineUnavailable as exc:
             if child is None or not await child.wait_exit(EXIT_WAIT_S):
                 raise
