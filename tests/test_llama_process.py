@@ -161,6 +161,29 @@ async def test_close_leaves_no_child(engine: LlamaProcessEngine) -> None:
         os.kill(pid, 0)  # reaped, not a zombie
 
 
+async def test_a_model_that_cannot_load_is_a_clear_error_and_not_retried(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 64)
+    settings = Settings(cache_dir=tmp_path, data_dir=tmp_path)
+    engine = LlamaProcessEngine(EngineSpec(model=str(bad), ctx_size=256, parallel=1), settings)
+    with pytest.raises(EngineUnavailable, match="exited before listening"):
+        await engine.start()
+    await asyncio.sleep(1.0)  # a restart, if one were (wrongly) scheduled, would have spawned by now
+    assert children() == []
+    await engine.close()
+
+
+def children() -> list[int]:
+    """This process's llama.cpp children that are still running."""
+    found = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"ember.engines.llama_child" in cmdline and not gone(int(pid)):
+                found.append(int(pid))
+    return found
+
+
 PARENT = """
 import asyncio, pathlib, sys
 from ember import registry

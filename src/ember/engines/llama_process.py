@@ -48,6 +48,7 @@ class Child:
     def __init__(self, proc: asyncio.subprocess.Process, on_exit: Callable[[Child], None]) -> None:
         self.proc = proc
         self.url = ""
+        self.ready = False  # answered /health once: only then is an exit a crash to recover from
         self.stopping = False
         self.log_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         self._tasks = [asyncio.create_task(self._drain_log()), asyncio.create_task(self._watch(on_exit))]
@@ -67,7 +68,7 @@ class Child:
 
     async def _watch(self, on_exit: Callable[[Child], None]) -> None:
         await self.proc.wait()
-        if not self.stopping:
+        if self.ready and not self.stopping:
             on_exit(self)
 
     async def wait_exit(self, timeout_s: float) -> bool:
@@ -133,6 +134,7 @@ async def _ready(child: Child) -> None:
         while True:
             with contextlib.suppress(httpx.TransportError):
                 if (await client.get("/health")).status_code == 200:
+                    child.ready = True
                     return
             if not child.alive:
                 await child.wait_exit(EXIT_WAIT_S)
