@@ -24,7 +24,6 @@ T = TypeVar("T")
 
 DEFAULT_PLUGINS = (
     "ember.engines.llama_cpp",
-    "ember.engines.llama_process",
     "ember.engines.openai_compat",
     "ember.engines.fake",
     "ember.engines.whisper",
