@@ -13,11 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
-from ember.api.admission import Admission
 from ember.api.app import create_app
 from ember.config import Settings
 from ember.errors import ServerBusy
 from ember.reliability.server import Samples, parse_metrics, total
+from ember.serving.admission import Admission
 
 from .audio import tone
 from .conftest import make_settings, serve_in_thread, sse_events

@@ -23,8 +23,8 @@ from ember.agents.specialists import Budget, Context, Observation
 from ember.api.app import create_app
 from ember.config import Settings
 from ember.engines.fake import FakeEngine
-from ember.engines.pool import EnginePool
 from ember.errors import EngineError
+from ember.services import Services
 from ember.types import ChatRequest, Message, Usage
 
 from .conftest import make_settings, sse_events
@@ -307,12 +307,12 @@ class Scripted:
 
 
 @pytest.fixture
-def scripted(monkeypatch: pytest.MonkeyPatch) -> Context:
+def scripted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Context:
     registry.load_plugins()
     for s in (Scripted("fast"), Scripted("slow", sleep_s=5), Scripted("broken", outcome="engine error")):
         monkeypatch.setitem(registry.specialists._entries, s.name, s)
     monkeypatch.setitem(registry.specialists._entries, "buggy", Scripted("buggy", outcome="bug"))
-    return Context(EnginePool(make_settings(Path("/nonexistent"))))
+    return Context(Services.open(make_settings(tmp_path)))
 
 
 async def test_failures_and_timeouts_become_observations(scripted: Context) -> None:

@@ -15,11 +15,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from ember import pipeline as pipeline_module
 from ember.api.app import create_app
 from ember.api.protocol import MAX_TOKENS_CAP
 from ember.modes import auto as auto_module
 from ember.policy.keys import KeyStore
+from ember.serving import pipeline as pipeline_module
 
 from .conftest import make_settings
 from .test_store import _postgres_url

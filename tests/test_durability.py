@@ -15,10 +15,10 @@ from click.testing import CliRunner
 
 from ember import registry
 from ember.cli import main
-from ember.engines.pool import EnginePool
-from ember.pipeline import Pipeline
 from ember.reliability import durability
 from ember.reliability.integrity import check
+from ember.services import Services
+from ember.serving.pipeline import Pipeline
 from ember.store.sql import SqlStore, open_engine
 from ember.types import ChatRequest, GenerationParams, Message, Person
 
@@ -31,13 +31,13 @@ async def _ends_after_commit(tmp_path: Path, stream_words: int) -> None:
     reply = " ".join(f"word{i}" for i in range(stream_words))
     settings = make_settings(tmp_path, chat_fast={"engine": "fake", "model": "fake", "options": {"replies": [reply]}})
     store = SqlStore(settings.db_url)
-    pipeline = Pipeline(EnginePool(settings), store)
+    pipeline = Pipeline(Services.open(settings, store))
     request = ChatRequest(
         "ember-instant", [Message("user", "hello there")], GenerationParams(), user=Person("", "dora")
     )
     seen: list[str] = []
     try:
-        async for delta in pipeline.chat(request):
+        async for delta in pipeline.chat(request, pipeline.mode("ember-instant")):
             assert request.conversation_id is not None
             stored = store.list_conversations(Person("", "dora"))
             if delta.finish_reason is None:
@@ -51,8 +51,7 @@ async def _ends_after_commit(tmp_path: Path, stream_words: int) -> None:
             assert "".join(seen) + delta.content == reply
             seen.append("<end>")
     finally:
-        await pipeline.engines.close()
-        store.close()
+        await pipeline.services.aclose()
     assert seen[-1] == "<end>" and len(seen) == stream_words + 1
 
 

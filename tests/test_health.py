@@ -16,7 +16,6 @@ from ember.assets.assemble import ensure_asset
 from ember.assets.catalogue import CATALOGUE
 from ember.engines.embeddings import Embedder
 from ember.health.knowledge import KnowledgeIndex, build_index, icd10cm_entries, index_dir
-from ember.health.service import knowledge_for
 from ember.health.triage import DOSE_REFUSAL, Triager, asks_for_dose, triage
 from ember.modes.health import DISCLAIMER
 
@@ -98,7 +97,7 @@ def test_small_index_from_the_real_sources(tmp_path: Path, embedder: Embedder) -
 
 
 def test_full_index_finds_phenotypes_and_codes(health_client: TestClient) -> None:
-    index = knowledge_for(health_client.app.state.pipeline.engines).open_index()  # type: ignore[attr-defined]
+    index = health_client.app.state.services.knowledge.open_index()  # type: ignore[attr-defined]
     assert index is not None
     assert len(index) > 40_000
     seizures = index.search("seizure", 5)
@@ -166,7 +165,7 @@ def test_citations_point_to_real_entries(health_client: TestClient) -> None:
     data = ask(health_client, "What is type 2 diabetes?")
     citations = data["citations"]
     assert [c["index"] for c in citations] == [1]  # the (scripted) answer cites [1] only
-    index = knowledge_for(health_client.app.state.pipeline.engines).open_index()  # type: ignore[attr-defined]
+    index = health_client.app.state.services.knowledge.open_index()  # type: ignore[attr-defined]
     assert index is not None
     entry = index.get(citations[0]["id"])
     assert entry is not None and entry.title == citations[0]["title"] and entry.url == citations[0]["url"]

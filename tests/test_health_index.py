@@ -21,7 +21,7 @@ from ember.assets.catalogue import CATALOGUE
 from ember.engines.embeddings import Embedder, buckets
 from ember.health import service
 from ember.health.knowledge import build_index, icd10cm_entries
-from ember.health.service import Knowledge, knowledge_for
+from ember.health.service import Knowledge
 from ember.modes.health import DISCLAIMER, PREPARING, UNAVAILABLE
 
 from .conftest import make_settings
@@ -85,7 +85,7 @@ def test_without_the_index_ember_health_answers_from_triage_and_says_so(tmp_path
         assert text.startswith("**This may be an emergency.** Call your local emergency number now")
         assert UNAVAILABLE in text and "ember health build" in text and text.rstrip().endswith(f"_{DISCLAIMER}_")
         assert "Sources:" not in text and not data.get("citations")
-        knowledge = knowledge_for(client.app.state.pipeline.engines)  # type: ignore[attr-defined]
+        knowledge = client.app.state.services.knowledge  # type: ignore[attr-defined]
         build_index(knowledge.target(), knowledge.embedder(), limit=300, sources={"icd-10-cm": icd10cm_entries})
         assert client.get("/health").json()["health_index"] == {"ready": True, "building": False, "done": 0, "total": 0}
         data = ask(client, "What is cholera?")  # the index built meanwhile is opened and used

@@ -38,11 +38,10 @@ from ember.agents.planner import offered, parse_plan
 from ember.agents.specialists import Calculator, Context, ModeSpecialist
 from ember.api.app import create_app
 from ember.config import Settings
-from ember.engines.pool import EnginePool
 from ember.modes import instant
 from ember.modes.shopping import CLOSE, OPEN
 from ember.policy.keys import hash_key
-from ember.shopping.service import shop_for
+from ember.services import Services
 from ember.vision import describe
 from ember.vision.text import TextReader
 
@@ -236,7 +235,7 @@ def test_product_text_and_posts_are_quoted_and_hidden_posts_stay_hidden(
         assert w.http.post("/v1/posts", json={"posts": posts}, headers=as_key["admin"]).json()["accepted"] == 2
         theirs = {"id": "p-gx", "author": "zed", "audience": "public", "items": ["jacket-1"], "text": GLOBEX_POST}
         assert w.http.post("/v1/posts", json={"posts": [theirs]}, headers=as_key["globex"]).json()["accepted"] == 1
-        shop_for(w.app.state.pipeline.engines).recommender.refresh()
+        w.app.state.services.shop.recommender.refresh()
 
         resp = w.chat("I need a waterproof rain jacket", "ember-shopping", include_trace=True)
         assert resp.status_code == 200, resp.text
@@ -370,7 +369,9 @@ def test_a_plan_naming_a_tool_the_key_lacks_is_replaced(
     assert [name for name, _ in tool_calls] == ["answer"]
 
 
-def test_the_plan_schema_and_the_loop_keep_to_the_keys_scopes(tool_calls: list[tuple[str, dict[str, Any]]]) -> None:
+def test_the_plan_schema_and_the_loop_keep_to_the_keys_scopes(
+    tool_calls: list[tuple[str, dict[str, Any]]], tmp_path: Path
+) -> None:
     registry.load_plugins()
     chat_only = frozenset({"chat"})
     assert {s.name for s in offered(chat_only)} == {"answer", "calculator", "reason"}
@@ -383,7 +384,7 @@ def test_the_plan_schema_and_the_loop_keep_to_the_keys_scopes(tool_calls: list[t
         Step(2, "shell", {}),
         Step(3, "calculator", {"expression": "2+2"}),
     ]
-    context = Context(EnginePool(make_settings(Path("/nonexistent"))), "acme/mallory", scopes=chat_only)
+    context = Context(Services.open(make_settings(tmp_path)), "acme/mallory", scopes=chat_only)
     run = anyio.run(run_steps, steps, context, RunBudget())
     assert not run.results[1].ok and "needs the 'health' scope, which this API key lacks" in run.results[1].text
     assert not run.results[2].ok and "no specialist named 'shell'" in run.results[2].text

@@ -19,7 +19,6 @@ from ember.api.app import create_app
 from ember.config import Settings
 from ember.policy.keys import KeyStore
 from ember.shopping.demo import load_shop
-from ember.shopping.service import shop_for
 
 from .test_shopping import shop_settings
 from .test_store import _postgres_url
@@ -65,7 +64,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
 def populate(client: TestClient, settings: Settings) -> list[Who]:
     """Every owner and person: a conversation, consent, a like and a friends-only post with the same id in
     every tenant, each carrying the identity's marker; the demo shop (in the operator's tenant) as well."""
-    shop = shop_for(client.app.state.pipeline.engines)  # type: ignore[attr-defined]
+    shop = client.app.state.services.shop  # type: ignore[attr-defined]
     load_shop(shop)
     keys = KeyStore(shop.store.engine, settings)
     secrets = {owner: keys.create(owner, ALL_SCOPES, "local")[0] for owner in OWNERS}

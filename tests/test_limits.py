@@ -20,7 +20,6 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -39,7 +38,7 @@ from ember.config import Settings, Tier
 from ember.errors import ConfigError, RateLimited
 from ember.modes.instant import InstantMode
 from ember.policy.keys import LOCAL, Principal
-from ember.policy.limits import STREAM_SLOT_TTL_S, STREAMS, Limiter, Meter, cost_weight, duration
+from ember.policy.limits import STREAM_SLOT_TTL_S, STREAMS, Limiter, Meter, duration
 from ember.types import Delta, Usage
 
 from .audio import tone
@@ -227,8 +226,8 @@ async def test_meter_weights_usage_and_estimates_a_stream_cut_short() -> None:
 
 
 def test_cost_weight_and_reset_durations() -> None:
-    assert cost_weight(InstantMode()) == 1.0
-    assert cost_weight(SimpleNamespace(cost_weight=3)) == 3.0
+    assert InstantMode().cost_weight == 1.0  # the Mode contract's default
+    assert DoubleMode(name="ember-double").cost_weight == 2.0
     assert [duration(s) for s in (0, 0.02, 1, 17.2, 60, 61)] == ["0s", "20ms", "1s", "18s", "1m0s", "1m1s"]
 
 

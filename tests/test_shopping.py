@@ -21,7 +21,7 @@ from ember.shopping.data import ShoppingData
 from ember.shopping.demo import demo_dir, load_shop
 from ember.shopping.ingest import EventIn, FriendshipIn, ItemIn, PostIn
 from ember.shopping.intent import parse
-from ember.shopping.service import Shop, shop_for
+from ember.shopping.service import Shop
 from ember.store.sql import SqlStore
 from ember.types import Person
 
@@ -46,12 +46,12 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     """The API on the fake engine, scripted to answer the intent JSON then a short recommendation, with the
     demo shop loaded."""
     with TestClient(create_app(shop_settings(tmp_path, [json.dumps(INTENT), ANSWER]))) as c:
-        load_shop(shop_for(c.app.state.pipeline.engines))  # type: ignore[attr-defined]
+        load_shop(c.app.state.services.shop)  # type: ignore[attr-defined]
         yield c
 
 
 def shop_of(client: TestClient) -> Shop:
-    return shop_for(client.app.state.pipeline.engines)  # type: ignore[attr-defined]
+    return client.app.state.services.shop  # type: ignore[attr-defined]
 
 
 def recommend(client: TestClient, user: str, **params: Any) -> list[str]:

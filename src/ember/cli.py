@@ -138,19 +138,18 @@ Turn = Callable[[list[Message]], AsyncIterator[Delta]]
 
 async def _embedded_turns(mode: str, user: str, params: GenerationParams) -> tuple[Turn, Hears, Any]:
     from ember import registry
-    from ember.engines.pool import EnginePool
-    from ember.pipeline import Pipeline
-    from ember.store.sql import SqlStore
+    from ember.services import Services
+    from ember.serving.pipeline import Pipeline
 
     registry.load_plugins()
-    settings = _settings()
-    pipeline = Pipeline(EnginePool(settings), SqlStore(settings.db_url))
-    await pipeline.engines.start(pipeline.mode(mode).roles)
+    pipeline = Pipeline(Services.open(_settings()))
+    chosen = pipeline.mode(mode)
+    await pipeline.engines.start(chosen.roles)
     conversation: dict[str, str | None] = {"id": None}
 
     async def turn(history: list[Message]) -> AsyncIterator[Delta]:
         request = ChatRequest(mode, history, params, user=Person("", user), conversation_id=conversation["id"])
-        async for delta in pipeline.chat(request):
+        async for delta in pipeline.chat(request, chosen):
             yield delta
         conversation["id"] = request.conversation_id
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -180,6 +181,50 @@ class Delta:
     citations: tuple[Citation, ...] = ()
     trace: tuple[TraceStep, ...] = ()
     route: Route | None = None
+
+
+@dataclass
+class Answer:
+    """A stream of deltas folded into one answer: its text, its reasoning, why it ended, what it cost, the
+    extensions its last deltas carry (citations, trace, route) and how many deltas carried text (`pieces`).
+    The one place a stream is folded: the server, the pipeline, the meter and the agents all use it."""
+
+    content: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    citations: tuple[Citation, ...] = ()
+    trace: tuple[TraceStep, ...] = ()
+    route: Route | None = None
+    pieces: int = 0
+
+    def add(self, delta: Delta) -> Delta:
+        """Fold `delta` in (a later usage, finish or extension replaces an earlier one); returns it."""
+        self.content.append(delta.content)
+        self.reasoning.append(delta.reasoning)
+        self.pieces += bool(delta.content or delta.reasoning)
+        self.finish_reason = delta.finish_reason or self.finish_reason
+        self.usage = delta.usage or self.usage
+        self.citations = delta.citations or self.citations
+        self.trace = delta.trace or self.trace
+        self.route = delta.route or self.route
+        return delta
+
+    @property
+    def text(self) -> str:
+        return "".join(self.content)
+
+    @property
+    def thought(self) -> str:
+        return "".join(self.reasoning)
+
+    @classmethod
+    async def of(cls, deltas: AsyncIterable[Delta]) -> Answer:
+        """The whole of `deltas`, read to the end."""
+        answer = cls()
+        async for delta in deltas:
+            answer.add(delta)
+        return answer
 
 
 def last_user_text(messages: list[Message]) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 
 from ember import registry
-from ember.agents.specialists import Context, Observation, allowed, check_args, scope_of
+from ember.agents.specialists import Context, Observation, allowed, check_args
 from ember.errors import EmberError
 from ember.types import Usage
 
@@ -108,7 +108,7 @@ async def _observe(step: Step, run: Run, context: Context) -> Observation:
     if specialist is None or not specialist.available():
         raise EmberError(f"there is no specialist named {step.tool!r}")
     if not allowed(specialist, context.scopes):  # the plan schema offers none; a plan built elsewhere might
-        raise EmberError(f"{step.tool!r} needs the {scope_of(specialist)!r} scope, which this API key lacks")
+        raise EmberError(f"{step.tool!r} needs the {specialist.scope!r} scope, which this API key lacks")
     args = check_args(specialist, step.args)
     if "task" in args and step.after:
         known = "\n".join(f"[{d}] {run.results[d].text}" for d in step.after)

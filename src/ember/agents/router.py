@@ -80,7 +80,7 @@ class Features:
 def features(request: ChatRequest) -> Features:
     text = last_user_text(request.messages)
     return Features(
-        images=any(getattr(m, "images", ()) for m in request.messages),
+        images=any(m.images for m in request.messages),
         health=bool(_HEALTH.search(text)),
         shopping=bool(_SHOPPING.search(text)),
         expression=bare_expression(text),
@@ -156,8 +156,7 @@ def usable(target: str, request: ChatRequest) -> bool:
     if target in BUILT_IN_TARGETS:
         return True
     mode = registry.modes.get(target)
-    scope = str(getattr(mode, "scope", "chat"))
-    return mode is not None and (request.scopes is None or scope in request.scopes)
+    return mode is not None and (request.scopes is None or mode.scope in request.scopes)
 
 
 def choose(request: ChatRequest) -> Route:

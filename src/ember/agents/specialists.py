@@ -21,10 +21,20 @@ import jsonschema
 from ember import registry
 from ember.agents.calculator import calculate
 from ember.errors import InvalidRequest
-from ember.types import ANONYMOUS, ChatRequest, Citation, GenerationParams, Message, Person, ReasoningEffort, Usage
+from ember.types import (
+    ANONYMOUS,
+    Answer,
+    ChatRequest,
+    Citation,
+    GenerationParams,
+    Message,
+    Person,
+    ReasoningEffort,
+    Usage,
+)
 
 if TYPE_CHECKING:
-    from ember.engines.pool import EnginePool
+    from ember.services import Services
 
 DEFAULT_SCOPE = "chat"
 TASK_SCHEMA: dict[str, Any] = {
@@ -57,10 +67,10 @@ class Observation:
 
 @dataclass(frozen=True)
 class Context:
-    """What a specialist may use: the engines, the asker (for consent and their tenant), the sampling seed,
+    """What a specialist may use: the server's services, the asker (for consent and their tenant), the sampling seed,
     and the caller's key scopes (None: all), which bound the specialists a plan may call."""
 
-    engines: EnginePool
+    services: Services
     user: Person = ANONYMOUS
     seed: int | None = None
     scopes: frozenset[str] | None = None
@@ -80,6 +90,10 @@ class Specialist(Protocol):
     @property
     def budget(self) -> Budget: ...
 
+    @property
+    def scope(self) -> str:
+        """The key scope a call needs (`chat` for most)."""
+
     def available(self) -> bool:
         """Whether it can be offered now (e.g. the mode behind it is registered)."""
 
@@ -88,14 +102,9 @@ class Specialist(Protocol):
         ...
 
 
-def scope_of(specialist: Specialist) -> str:
-    """The key scope a call to `specialist` needs: its `scope` attribute if it has one, else `chat`."""
-    return str(getattr(specialist, "scope", DEFAULT_SCOPE))
-
-
 def allowed(specialist: Specialist, scopes: frozenset[str] | None) -> bool:
     """Whether a caller with `scopes` (None: all) may have `specialist` called for them."""
-    return scopes is None or scope_of(specialist) in scopes
+    return scopes is None or specialist.scope in scopes
 
 
 def check_args(specialist: Specialist, args: object) -> dict[str, Any]:
@@ -124,6 +133,7 @@ class Calculator:
         }
     )
     budget: Budget = Budget(max_tokens=0, timeout_s=5.0)
+    scope: str = DEFAULT_SCOPE
 
     def available(self) -> bool:
         return True
@@ -149,7 +159,8 @@ class ModeSpecialist:
     @property
     def scope(self) -> str:
         """The scope the mode behind it needs (ember-health: `health`, ember-shopping: `shopping`)."""
-        return str(getattr(registry.modes.get(self.mode), "scope", DEFAULT_SCOPE))
+        mode = registry.modes.get(self.mode)
+        return mode.scope if mode is not None else DEFAULT_SCOPE
 
     async def call(self, args: dict[str, Any], context: Context, max_tokens: int) -> Observation:
         mode = registry.modes.get(self.mode)
@@ -162,14 +173,8 @@ class ModeSpecialist:
             user=context.user,
             reasoning_effort=self.effort,
         )
-        parts: list[str] = []
-        usage = Usage()
-        citations: tuple[Citation, ...] = ()
-        async for delta in mode.run(request, context.engines):
-            parts.append(delta.content)
-            usage = delta.usage or usage
-            citations = delta.citations or citations
-        return Observation("".join(parts).strip(), usage=usage, citations=citations)
+        answer = await Answer.of(mode.run(request, context.services))
+        return Observation(answer.text.strip(), usage=answer.usage or Usage(), citations=answer.citations)
 
 
 BUILT_INS: tuple[Specialist, ...] = (

@@ -12,19 +12,17 @@ from fastapi import Depends, FastAPI
 import ember
 from ember import registry
 from ember.api import errors, log_safety, openapi, request_text
-from ember.api.admission import Admission
 from ember.api.body_limit import BodyLimit
 from ember.api.health_probe import HealthProbe
 from ember.api.metrics import Metrics
 from ember.api.routes import audio, chat, conversations, docs, health, me, models, shopping, web
 from ember.config import Settings
-from ember.engines.pool import EnginePool
-from ember.health.service import knowledge_for
-from ember.pipeline import Pipeline
 from ember.policy import privacy
 from ember.policy.keys import KeyStore
 from ember.policy.limits import Limiter
-from ember.store.sql import SqlStore
+from ember.services import Services
+from ember.serving.admission import Admission
+from ember.serving.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +34,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = await anyio.to_thread.run_sync(SqlStore, settings.db_url)
-        pool = EnginePool(settings)
+        services = await anyio.to_thread.run_sync(Services.open, settings)
+        pool, store = services.engines, services.store
         app.state.settings = settings
-        app.state.pipeline = Pipeline(pool, store, metrics)
+        app.state.services = services
+        app.state.pipeline = Pipeline(services, metrics)
         app.state.keys = KeyStore(store.engine, settings)
         app.state.admission = Admission.of(settings)
         app.state.health = checks = HealthProbe(lambda: health.probe_engines(pool, settings))  # cached /health
-        app.state.knowledge = knowledge_for(pool)  # the health index; built in the background if missing
         limiter: Limiter | None = None
         try:
             app.state.limiter = limiter = await Limiter.open(settings)
@@ -53,15 +51,14 @@ def create_app(settings: Settings) -> FastAPI:
                 log.info("engines ready: %s", ", ".join(pool.loaded()))
             async with anyio.create_task_group() as tg:
                 tg.start_soon(privacy.keep_purging, store, settings)  # at start, then hourly; idle without retention
-                tg.start_soon(app.state.knowledge.keep_built)  # a child process at low priority
+                tg.start_soon(services.knowledge.keep_built)  # the health index, if missing: a child process
                 yield
                 tg.cancel_scope.cancel()
         finally:
             await checks.close()
-            await pool.close()
             if limiter is not None:
                 await limiter.close()
-            store.close()
+            await services.aclose()
 
     # strict_content_type=False: a JSON body is read as JSON even when a client omits the header
     app = FastAPI(

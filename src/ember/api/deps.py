@@ -1,4 +1,5 @@
-"""Request-scoped access to the app's single Pipeline, Settings, KeyStore, Limiter and Admission, and the
+"""Request-scoped access to the app's single Pipeline, Settings, KeyStore, Limiter and Admission, the chat
+serving object over them, and the
 request's Principal (no globals, no import-time state)."""
 
 from __future__ import annotations
@@ -8,12 +9,13 @@ from typing import Annotated
 import anyio
 from fastapi import Depends, Request
 
-from ember.api.admission import Admission
 from ember.config import Settings
 from ember.errors import Unauthenticated
-from ember.pipeline import Pipeline
 from ember.policy.keys import KEY_PREFIX, LOCAL, KeyStore, Principal
 from ember.policy.limits import Limiter
+from ember.serving.admission import Admission
+from ember.serving.chat import ChatServing
+from ember.serving.pipeline import Pipeline
 
 
 def _pipeline(request: Request) -> Pipeline:
@@ -34,6 +36,11 @@ def _limiter(request: Request) -> Limiter:
 def _admission(request: Request) -> Admission:
     admission: Admission = request.app.state.admission
     return admission
+
+
+def _chat(request: Request) -> ChatServing:
+    state = request.app.state
+    return ChatServing(state.pipeline, state.settings, state.limiter, state.admission)
 
 
 def _secret(request: Request) -> str | None:
@@ -61,6 +68,7 @@ async def _principal(request: Request) -> Principal:
 
 
 AdmissionDep = Annotated[Admission, Depends(_admission)]
+ChatServingDep = Annotated[ChatServing, Depends(_chat)]
 LimiterDep = Annotated[Limiter, Depends(_limiter)]
 PipelineDep = Annotated[Pipeline, Depends(_pipeline)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]

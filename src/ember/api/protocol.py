@@ -1,10 +1,8 @@
 """OpenAI wire format: lenient request models (unknown fields accepted and logged), exact responses.
 
 Types are strict (a string where a number belongs is a 400, not a coercion; a whole number such as
-`5.0` is an integer, as JSON has it). Audio and image parts are
-read by intake (`ember.intake.chat`), which replaces audio by its transcript and attaches each checked
-image to its part; a part no intake handled is refused here.
-This module converts between the wire and `ember.types`; it does no I/O.
+`5.0` is an integer, as JSON has it). Messages become intake's `Turn`s (`turns_of`): intake checks the
+images and hears the audio. This module converts between the wire and Ember's types; it does no I/O.
 """
 
 from __future__ import annotations
@@ -13,11 +11,12 @@ import time
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ember.api.log_safety import field_names
-from ember.errors import InvalidRequest, UnsupportedContent
-from ember.types import ChatRequest, Delta, GenerationParams, Image, Message, Person, ReasoningEffort, Usage
+from ember.errors import InvalidRequest
+from ember.intake.chat import ImageRef, Part, Spoken, Turn
+from ember.types import ChatRequest, Delta, GenerationParams, Person, ReasoningEffort, Role, Usage
 
 MAX_STOP_SEQUENCES = 4
 MAX_TOKENS_CAP = 2**20  # more than any context Ember runs; keeps absurd values away from C engines
@@ -56,14 +55,6 @@ class ImageURL(_Lenient):
 class ImageURLPart(_Lenient):
     type: Literal["image_url"]
     image_url: ImageURL
-    _image: Image | None = PrivateAttr(default=None)  # set by intake once the image is checked
-
-    def attach(self, image: Image) -> None:
-        self._image = image
-
-    @property
-    def image(self) -> Image | None:
-        return self._image
 
 
 class InputAudio(_Lenient):
@@ -117,31 +108,32 @@ class ChatCompletionRequest(_Lenient):
     )
 
 
-def _message_of(message: ChatMessageIn, index: int) -> Message:
-    role = "system" if message.role == "developer" else message.role
-    if not isinstance(message.content, list):
-        return Message(role, message.content or "")
-    texts, images = [], []
-    for part in message.content:
-        if isinstance(part, TextPart):
-            texts.append(part.text)
-        elif isinstance(part, ImageURLPart) and part.image is not None and role == "user":
-            images.append(part.image)
-        else:
-            raise UnsupportedContent(
-                f"messages[{index}] has a {part.type!r} part that this server cannot read here",
-                param=f"messages.{index}.content",
-            )
-    return Message(role, "\n".join(texts), tuple(images))
+def _part(part: TextPart | ImageURLPart | InputAudioPart) -> Part:
+    if isinstance(part, TextPart):
+        return part.text
+    if isinstance(part, ImageURLPart):
+        return ImageRef(part.image_url.url)
+    return Spoken(part.input_audio.data, part.input_audio.format)
+
+
+def turns_of(body: ChatCompletionRequest) -> list[Turn]:
+    """The messages as intake reads them (`developer` is `system`); their audio is not heard yet."""
+    turns = []
+    for message in body.messages:
+        role: Role = "system" if message.role == "developer" else message.role
+        content = message.content
+        parts = tuple(_part(p) for p in content) if isinstance(content, list) else (content,) if content else ()
+        turns.append(Turn(role, parts))
+    return turns
 
 
 def to_chat_request(body: ChatCompletionRequest, user: Person) -> ChatRequest:
-    """The request as modes read it; `user` is the stored identity the caller's principal gives `body.user`."""
+    """The request as modes read it, but for its messages, which intake makes from `turns_of(body)`; `user`
+    is the stored identity the caller's principal gives `body.user`."""
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     if len(stop) > MAX_STOP_SEQUENCES:
         raise InvalidRequest(f"at most {MAX_STOP_SEQUENCES} stop sequences are allowed", param="stop")
-    messages = [_message_of(m, i) for i, m in enumerate(body.messages)]
-    if messages[-1].role == "assistant":
+    if body.messages[-1].role == "assistant":
         raise InvalidRequest("the last message must not be from the assistant", param="messages")
     params = GenerationParams(
         max_tokens=body.max_completion_tokens or body.max_tokens,
@@ -152,7 +144,7 @@ def to_chat_request(body: ChatCompletionRequest, user: Person) -> ChatRequest:
     )
     return ChatRequest(
         model=body.model,
-        messages=messages,
+        messages=[],
         params=params,
         user=user,
         conversation_id=body.conversation_id,

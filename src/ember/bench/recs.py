@@ -25,6 +25,7 @@ from typing import Any
 import click
 
 from ember.config import Settings
+from ember.engines.embeddings import Embedders
 from ember.shopping import movielens
 from ember.shopping.demo import load_movielens
 from ember.shopping.recommender import Ask
@@ -78,7 +79,7 @@ def _api_ingest(settings: Settings, events: list[dict[str, Any]]) -> dict[str, f
 def run(rounds: int, seed: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), cache_dir=Settings().cache_dir)
-        shop = Shop(SqlStore(settings.db_url), settings.cache_dir)
+        shop = Shop(SqlStore(settings.db_url), Embedders(settings.cache_dir))
         try:
             started = time.perf_counter()
             reports, _ = load_movielens(shop)
@@ -102,7 +103,7 @@ def run(rounds: int, seed: int) -> dict[str, Any]:
                 ),
             }
         finally:
-            shop.close()
+            shop.store.close()
         fresh = list(movielens.event_rows(movielens.load_ratings()))[:API_EVENTS]
         result["api_ingest"] = _api_ingest(settings, fresh)
     return {**result, "cores": os.cpu_count(), "load_average_1min_after": round(os.getloadavg()[0], 2)}

@@ -5,12 +5,13 @@ so a dot product is a cosine similarity. Texts are cut at `max_tokens` word piec
 tokenized first, sorted by token count and run in buckets of similar length (`buckets`), so that almost no
 time goes on padding; a text's vector does not depend on the others in its batch (padding is masked).
 The model directory comes from `ember.assets` (role `embed`); this module never contacts a hub and keeps
-no index.
+no index. `Embedders` loads the model once per thread count for everything one server does with it.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -18,6 +19,9 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 from tokenizers import Tokenizer
+
+from ember.assets.assemble import ensure_asset
+from ember.assets.catalogue import CATALOGUE
 
 DIM = 384
 MAX_TOKENS = 256
@@ -80,3 +84,28 @@ class Embedder:
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         unit: npt.NDArray[np.float32] = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
         return unit
+
+
+class Embedders:
+    """The packaged MiniLM under `cache_dir`, loaded once per thread count (None: all cores) and shared by
+    all its users in one process: triage, the health index and the recommender. Blocking on first use."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.cache_dir = cache_dir
+        self._directory: Path | None = None
+        self._loaded: dict[int | None, Embedder] = {}
+        self._lock = threading.Lock()
+
+    def directory(self) -> Path:
+        """The assembled model directory (assembled on the first call; one thread at a time)."""
+        with self._lock:
+            if self._directory is None:
+                self._directory = ensure_asset(CATALOGUE["embed"], self.cache_dir)
+            return self._directory
+
+    def get(self, threads: int | None = None) -> Embedder:
+        directory = self.directory()
+        with self._lock:
+            if threads not in self._loaded:
+                self._loaded[threads] = Embedder(directory, threads=threads)
+            return self._loaded[threads]

@@ -27,10 +27,10 @@ from tqdm import tqdm
 from ember import registry
 from ember.assets.assemble import package_dir
 from ember.config import Settings
-from ember.engines.pool import EnginePool
 from ember.eval.choice import Item, ask
 from ember.eval.reasoning import TASKS
-from ember.pipeline import Pipeline
+from ember.services import Services
+from ember.serving.pipeline import Pipeline
 from ember.store.sql import SqlStore
 from ember.types import ReasoningEffort, Route, Usage
 
@@ -106,15 +106,14 @@ async def run(
     tallies = {mode: Tally(mode) for mode in modes}
     with tempfile.TemporaryDirectory() as tmp:
         store = SqlStore(f"sqlite:///{Path(tmp) / 'eval.db'}")
-        pipeline = Pipeline(EnginePool(settings), store, counter)
+        pipeline = Pipeline(Services.open(settings, store), counter)
         try:
             for mixed in tqdm(items, desc="mixed set", unit="item"):
                 for mode in modes:
                     chosen = None if mode == "ember-auto" else effort  # auto picks its own effort per route
                     await _one(pipeline, mode, mixed, max_tokens, chosen, tallies[mode])
         finally:
-            await pipeline.engines.close()
-            store.close()
+            await pipeline.services.aclose()
     return [t.row(counter.routes if t.mode == "ember-auto" else collections.Counter()) for t in tallies.values()]
 
 

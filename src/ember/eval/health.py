@@ -18,11 +18,11 @@ from tqdm import tqdm
 
 from ember import registry
 from ember.config import Settings
-from ember.engines.pool import EnginePool
 from ember.eval.choice import ModeResult, ask, load_items, markdown, score
 from ember.health.knowledge import built
 from ember.health.service import Knowledge
-from ember.pipeline import Pipeline
+from ember.services import Services
+from ember.serving.pipeline import Pipeline
 from ember.store.sql import SqlStore
 
 MODES = ("ember-instant", "ember-health")
@@ -33,7 +33,7 @@ async def run(settings: Settings, limit: int, seed: int, max_tokens: int) -> lis
     items = load_items(TASK, limit, seed)
     with tempfile.TemporaryDirectory() as tmp:
         store = SqlStore(f"sqlite:///{Path(tmp) / 'eval.db'}")
-        pipeline = Pipeline(EnginePool(settings), store)
+        pipeline = Pipeline(Services.open(settings, store))
         results = {mode: ModeResult(mode) for mode in MODES}
         try:
             for item in tqdm(items, desc="medqa", unit="item"):
@@ -41,8 +41,7 @@ async def run(settings: Settings, limit: int, seed: int, max_tokens: int) -> lis
                     answer, prompt, completion, seconds = await ask(pipeline, mode, item, max_tokens)
                     score(results[mode], item, answer, (prompt, completion), seconds)
         finally:
-            await pipeline.engines.close()
-            store.close()
+            await pipeline.services.aclose()
     return [r.row() for r in results.values()]
 
 

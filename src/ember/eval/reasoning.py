@@ -30,10 +30,10 @@ from tqdm import tqdm
 
 from ember import registry
 from ember.config import Settings
-from ember.engines.pool import EnginePool
 from ember.eval.choice import Item, ModeResult, ask, chosen_letter, load_items, markdown, task_file
 from ember.modes.reasoning import number_of, short_answer
-from ember.pipeline import Pipeline
+from ember.services import Services
+from ember.serving.pipeline import Pipeline
 from ember.store.sql import SqlStore
 from ember.types import ReasoningEffort
 
@@ -101,7 +101,7 @@ async def run(
     items = spec.load(limit, seed)
     with tempfile.TemporaryDirectory() as tmp:
         store = SqlStore(f"sqlite:///{Path(tmp) / 'eval.db'}")
-        pipeline = Pipeline(EnginePool(settings), store)
+        pipeline = Pipeline(Services.open(settings, store))
         results = {mode: ModeResult(mode) for mode in modes}
         try:
             for item in tqdm(items, desc=task, unit="item"):
@@ -116,8 +116,7 @@ async def run(
                     )
                     tally(results[mode], spec.committed(answer, item), item.gold, (prompt, completion), seconds)
         finally:
-            await pipeline.engines.close()
-            store.close()
+            await pipeline.services.aclose()
     return [r.row() for r in results.values()]
 
 

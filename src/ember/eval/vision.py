@@ -27,9 +27,9 @@ import click
 from ember import registry
 from ember.assets.assemble import package_dir
 from ember.config import Settings
-from ember.engines.pool import EnginePool
 from ember.eval.vision_questions import PHOTO_QUESTIONS
 from ember.intake.images import load_image
+from ember.services import Services
 from ember.types import ChatRequest, GenerationParams, Image, Message
 from ember.vision.describe import describe
 
@@ -96,7 +96,7 @@ def is_correct(answer: str, accept: tuple[str, ...], reject: tuple[str, ...], al
     return (all(found) if all_of else any(found)) and not any(_words(r) in said for r in reject)
 
 
-async def _answer(item: Item, image: Image, mode: str, pool: EnginePool) -> tuple[str, float]:
+async def _answer(item: Item, image: Image, mode: str, services: Services) -> tuple[str, float]:
     run = registry.modes.get(mode)
     if run is None:
         raise click.ClickException(f"no mode {mode!r}")
@@ -106,13 +106,13 @@ async def _answer(item: Item, image: Image, mode: str, pool: EnginePool) -> tupl
         params=GenerationParams(max_tokens=MAX_TOKENS, temperature=0.0, seed=0),
     )
     started = time.perf_counter()
-    text = "".join([delta.content async for delta in run.run(request, pool)])
+    text = "".join([delta.content async for delta in run.run(request, services)])
     return text.strip(), time.perf_counter() - started
 
 
 async def evaluate(items: list[Item], settings: Settings, mode: str) -> tuple[list[Outcome], dict[str, float]]:
     """Answer every item; return the outcomes and the specialists' seconds per image."""
-    pool = EnginePool(settings)
+    services = Services.open(settings)
     images: dict[Path, Image] = {}
     describe_s: dict[str, float] = {}
     outcomes = []
@@ -123,14 +123,14 @@ async def evaluate(items: list[Item], settings: Settings, mode: str) -> tuple[li
                 started = time.perf_counter()
                 await describe(image, settings)
                 describe_s[str(item.image)] = time.perf_counter() - started
-            answer, seconds = await _answer(item, images[item.image], mode, pool)
+            answer, seconds = await _answer(item, images[item.image], mode, services)
             correct = is_correct(answer, item.accept, item.reject, item.all_of)
             expected = (" + " if item.all_of else " / ").join(item.accept)
             outcomes.append(
                 Outcome(item.set, item.image.name, item.question, item.kind, expected, answer, correct, seconds)
             )
     finally:
-        await pool.close()
+        await services.aclose()
     return outcomes, describe_s
 
 

@@ -1,7 +1,7 @@
 """A server's health knowledge: the triage embedder, and the knowledge index once it is built. A server
 whose index is missing builds it in the background (`keep_built`) and answers meanwhile.
 
-    knowledge = knowledge_for(pool)    # one per server (its engine pool), made on first use
+    knowledge = Knowledge(cache_dir, embedders=embedders)   # one per server (`ember.services.Services`)
     await knowledge.keep_built()       # in the server's task group: build if missing, log the progress
     knowledge.status()                 # {"ready", "building", "done", "total"} (and "error"), for /health
     index = await knowledge.index()    # the opened KnowledgeIndex, or None while it is not built
@@ -21,28 +21,20 @@ import subprocess
 import sys
 import threading
 import time
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
-from ember.assets.assemble import ensure_asset
-from ember.assets.catalogue import CATALOGUE
-from ember.engines.embeddings import Embedder
+from ember.engines.embeddings import Embedder, Embedders
 from ember.health.knowledge import KnowledgeIndex, built, index_dir
 from ember.health.triage import Triager
-
-if TYPE_CHECKING:
-    from ember.engines.pool import EnginePool
 
 log = logging.getLogger(__name__)
 LOG_EVERY_S = 5.0  # progress in the server log at most this often
 LOG_EVERY_SHARE = 0.1  # or whenever another tenth is done
 WORKER_ARGS: tuple[str, ...] = ()  # more arguments for the worker (tests: `--limit` and `--source`)
-_servers: weakref.WeakKeyDictionary[EnginePool, Knowledge] = weakref.WeakKeyDictionary()
-_servers_lock = threading.Lock()
 
 
 @dataclass
@@ -59,37 +51,34 @@ class Progress:
 
 @dataclass
 class Knowledge:
-    """The health knowledge of one server, over `cache_dir`. `build` off: a missing index stays missing."""
+    """The health knowledge of one server, over `cache_dir`, embedding with `embedders` (the server's shared
+    ones; its own if None). `build` off: a missing index stays missing."""
 
     cache_dir: Path
     build: bool = True
+    embedders: Embedders | None = None
     progress: Progress = field(default_factory=Progress)
-    _embed_dir: Path | None = field(default=None, repr=False)
     _target: Path | None = field(default=None, repr=False)
-    _embedder: Embedder | None = field(default=None, repr=False)
     _triager: Triager | None = field(default=None, repr=False)
     _index: KnowledgeIndex | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def embed_dir(self) -> Path:
-        """The embedding model (blocking the first time: it may assemble it; one thread at a time does)."""
-        with self._lock:
-            if self._embed_dir is None:
-                self._embed_dir = ensure_asset(CATALOGUE["embed"], self.cache_dir)
-            return self._embed_dir
+    def __post_init__(self) -> None:
+        self.embedders = self.embedders or Embedders(self.cache_dir)
+
+    def _embedders(self) -> Embedders:
+        assert self.embedders is not None  # set in __post_init__
+        return self.embedders
 
     def target(self) -> Path:
         """Where the index for these sources and this embedding model lives (blocking the first time)."""
         if self._target is None:
-            self._target = index_dir(self.cache_dir, self.embed_dir())
+            self._target = index_dir(self.cache_dir, self._embedders().directory())
         return self._target
 
     def embedder(self) -> Embedder:
-        embed_dir = self.embed_dir()
-        with self._lock:
-            if self._embedder is None:
-                self._embedder = Embedder(embed_dir)
-            return self._embedder
+        """The embedder on all cores (blocking the first time: it may assemble the model)."""
+        return self._embedders().get()
 
     def load_triager(self) -> Triager:
         """The red-flag triager (blocking the first time: call from a thread)."""
@@ -190,14 +179,3 @@ class Knowledge:
     def close(self) -> None:
         if self._index is not None:
             self._index.close()
-
-
-def knowledge_for(pool: EnginePool) -> Knowledge:
-    """The Knowledge of the server that owns `pool` (made on first use; closed when the pool is gone)."""
-    with _servers_lock:
-        knowledge = _servers.get(pool)
-        if knowledge is None:
-            settings = pool.settings
-            knowledge = _servers[pool] = Knowledge(settings.cache_dir, build=settings.build_health_index)
-            weakref.finalize(pool, knowledge.close)
-        return knowledge

@@ -1,108 +1,134 @@
-"""Chat intake: `input_audio` parts become text through the speech engine before a mode sees them, and
-`image_url` parts are checked and decoded (`ember.intake.images`) and attached to their parts.
-
-Each transcript replaces its audio part in the request and is reported back (the response's
-`input_transcripts` extension) so the caller sees what was heard. Images are checked before any audio is
-heard; what they show is left to the engines (`ember.vision`). `protocol.to_chat_request` refuses what no
-intake handled.
+"""Chat intake: a request's turns as sent (`Turn`: text, spoken and image parts in order) become the
+`Message`s modes read. Every image part is checked and decoded (`ember.intake.images`) before any audio is
+heard; then every spoken part is decoded and transcribed, and its transcript takes its place in the text.
+What was heard is returned (the response's `input_transcripts` extension) so the caller sees it. What the
+images show is left to the engines (`ember.vision`). This module knows nothing of the wire format.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 
-from ember.api.protocol import ChatCompletionRequest, ImageURLPart, InputAudioPart, TextPart
 from ember.config import Settings
-from ember.errors import InvalidAudio, InvalidImage
-from ember.intake.audio import decode_base64_audio
+from ember.errors import InvalidAudio, InvalidImage, UnsupportedContent
+from ember.intake.audio import AudioClip, decode_base64_audio
 from ember.intake.images import decode_data_uri, fetch_image, refuse_url, url_kind
-from ember.types import TranscribeOptions
-
-if TYPE_CHECKING:
-    from ember.pipeline import Pipeline
-
-P = TypeVar("P", ImageURLPart, InputAudioPart)
+from ember.types import Image, Message, Role, Transcript
 
 
-def has_audio(body: ChatCompletionRequest) -> bool:
-    """Whether any message holds an `input_audio` part (hearing it takes the `audio` scope)."""
-    return bool(_parts(body, InputAudioPart))
+@dataclass(frozen=True)
+class Spoken:
+    """An `input_audio` part, not heard yet: base64 `data` in `format` (wav, mp3, …)."""
+
+    data: str = field(repr=False)
+    format: str
 
 
-async def transcribe_audio_parts(
-    body: ChatCompletionRequest, pipeline: Pipeline, settings: Settings
-) -> list[dict[str, Any]]:
-    """Check every image part (see `read_image_parts`), then replace every `input_audio` part by its
-    transcript; return what was heard, per part."""
-    await read_image_parts(body, settings)
-    parts = _parts(body, InputAudioPart)
+@dataclass(frozen=True)
+class ImageRef:
+    """An `image_url` part: a data URI, or an http(s) URL where the server allows fetching."""
+
+    url: str = field(repr=False)
+
+
+Part = str | Spoken | ImageRef
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message as sent: its role and its parts (text as str) in order."""
+
+    role: Role
+    parts: tuple[Part, ...]
+
+
+@dataclass
+class Taken:
+    """The turns as modes read them, and what was heard in each spoken part."""
+
+    messages: list[Message]
+    heard: list[dict[str, Any]]
+
+
+Transcribe = Callable[[AudioClip], Awaitable[Transcript]]
+
+
+def parts_of(turns: list[Turn], kind: type[Part]) -> list[tuple[tuple[int, int], Any]]:
+    """Every part of type `kind`, with its (message, part) position."""
+    return [((i, j), p) for i, t in enumerate(turns) for j, p in enumerate(t.parts) if isinstance(p, kind)]
+
+
+def has_audio(turns: list[Turn]) -> bool:
+    """Whether any turn holds a spoken part (hearing it takes the `audio` scope)."""
+    return bool(parts_of(turns, Spoken))
+
+
+def text_chars(turns: list[Turn]) -> int:
+    """The length of the turns' text (audio is not heard yet)."""
+    return sum(len(p) for t in turns for p in t.parts if isinstance(p, str))
+
+
+async def take(turns: list[Turn], transcribe: Transcribe, settings: Settings) -> Taken:
+    """Check and decode the images, then hear the spoken parts: the messages, and what was heard."""
+    images = await read_images(turns, settings)
+    heard = await _hear(turns, transcribe, settings)
+    said = {where: entry["text"] for where, entry in heard.items()}
+    messages = [_message(i, turn, said, images) for i, turn in enumerate(turns)]
+    if heard and turns[-1].role == "user" and not messages[-1].content.strip():
+        raise InvalidAudio("no speech was heard in the audio", param=f"messages.{len(turns) - 1}.content")
+    return Taken(messages, list(heard.values()))
+
+
+async def read_images(turns: list[Turn], settings: Settings) -> dict[tuple[int, int], Image]:
+    """Every image part checked and decoded, by position."""
+    parts = parts_of(turns, ImageRef)
+    if len(parts) > settings.image_max_count:
+        raise InvalidImage(f"at most {settings.image_max_count} images are accepted in one request", param="messages")
+    images: dict[tuple[int, int], Image] = {}
+    for (i, j), part in parts:
+        where = f"messages.{i}.content.{j}"
+        kind = url_kind(part.url)
+        if turns[i].role != "user":
+            raise UnsupportedContent(
+                f"messages[{i}] has a 'image_url' part that this server cannot read here", param=f"messages.{i}.content"
+            )
+        if kind == "data":
+            images[i, j] = await anyio.to_thread.run_sync(
+                decode_data_uri, part.url, settings.image_max_bytes, settings.image_max_pixels, where
+            )
+        elif kind == "http" and settings.allow_image_urls:
+            images[i, j] = await fetch_image(part.url, settings.image_max_bytes, settings.image_max_pixels, where)
+        else:
+            raise refuse_url(part.url, where)
+    return images
+
+
+async def _hear(turns: list[Turn], transcribe: Transcribe, settings: Settings) -> dict[tuple[int, int], dict[str, Any]]:
+    parts = parts_of(turns, Spoken)
     if len(parts) > settings.audio_max_count:
         raise InvalidAudio(
             f"at most {settings.audio_max_count} audio parts are accepted in one request", param="messages"
         )
-    heard: list[dict[str, Any]] = []
+    heard: dict[tuple[int, int], dict[str, Any]] = {}
     for (i, j), part in parts:
-        clip = await anyio.to_thread.run_sync(
-            decode_base64_audio,
-            part.input_audio.data,
-            part.input_audio.format,
-            settings.audio_max_bytes,
-            settings.audio_max_seconds,
-            f"messages.{i}.content.{j}",
-        )
-        transcript = await pipeline.transcribe(clip, TranscribeOptions())
-        body.messages[i].content[j] = TextPart(type="text", text=transcript.text)  # type: ignore[index]
-        heard.append(
-            {
-                "message": i,
-                "part": j,
-                "text": transcript.text,
-                "language": transcript.language,
-                "duration": round(transcript.duration, 3),
-            }
-        )
-    if heard and body.messages[-1].role == "user" and not _has_text(body.messages[-1].content):
-        raise InvalidAudio("no speech was heard in the audio", param=f"messages.{len(body.messages) - 1}.content")
+        limits = (settings.audio_max_bytes, settings.audio_max_seconds, f"messages.{i}.content.{j}")
+        clip = await anyio.to_thread.run_sync(decode_base64_audio, part.data, part.format, *limits)
+        transcript = await transcribe(clip)
+        heard[i, j] = {
+            "message": i,
+            "part": j,
+            "text": transcript.text,
+            "language": transcript.language,
+            "duration": round(transcript.duration, 3),
+        }
     return heard
 
 
-async def read_image_parts(body: ChatCompletionRequest, settings: Settings) -> int:
-    """Check and decode every `image_url` part and attach the image to it; return how many there were."""
-    parts = _parts(body, ImageURLPart)
-    if len(parts) > settings.image_max_count:
-        raise InvalidImage(f"at most {settings.image_max_count} images are accepted in one request", param="messages")
-    for (i, j), part in parts:
-        where = f"messages.{i}.content.{j}"
-        url = part.image_url.url
-        kind = url_kind(url)
-        if kind == "data":
-            image = await anyio.to_thread.run_sync(
-                decode_data_uri, url, settings.image_max_bytes, settings.image_max_pixels, where
-            )
-        elif kind == "http" and settings.allow_image_urls:
-            image = await fetch_image(url, settings.image_max_bytes, settings.image_max_pixels, where)
-        else:
-            raise refuse_url(url, where)
-        part.attach(image)
-    return len(parts)
-
-
-def _parts(body: ChatCompletionRequest, kind: type[P]) -> list[tuple[tuple[int, int], P]]:
-    """Every content part of type `kind`, with its (message, part) position."""
-    return [
-        ((i, j), part)
-        for i, message in enumerate(body.messages)
-        if isinstance(message.content, list)
-        for j, part in enumerate(message.content)
-        if isinstance(part, kind)
-    ]
-
-
-def _has_text(content: Any) -> bool:
-    return (
-        any(isinstance(p, TextPart) and p.text.strip() for p in content or [])
-        if isinstance(content, list)
-        else bool(content)
-    )
+def _message(i: int, turn: Turn, said: dict[tuple[int, int], str], images: dict[tuple[int, int], Image]) -> Message:
+    texts = [p if isinstance(p, str) else said[i, j] for j, p in enumerate(turn.parts) if not isinstance(p, ImageRef)]
+    found = tuple(images[i, j] for j, p in enumerate(turn.parts) if isinstance(p, ImageRef))
+    return Message(turn.role, "\n".join(texts), found)

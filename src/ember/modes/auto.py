@@ -22,8 +22,9 @@ from ember.agents.planner import plan_and_run
 from ember.agents.program import write_program
 from ember.agents.router import choose
 from ember.agents.specialists import Context
-from ember.engines.pool import EnginePool
+from ember.modes.base import Mode
 from ember.modes.reasoning import with_system
+from ember.services import Services
 from ember.types import ChatRequest, Citation, Delta, Route, TraceStep, Usage
 
 PLANNER_ROLE = PROGRAM_ROLE = "chat"
@@ -34,33 +35,33 @@ CHOICE_PROMPT = (
 )
 PLANNER_BUDGET = RunBudget(max_steps=6, max_tokens=3072, wall_s=240.0)
 
-Runner = Callable[[ChatRequest, EnginePool, Route], AsyncIterator[Delta]]
+Runner = Callable[[ChatRequest, Services, Route], AsyncIterator[Delta]]
 
 
-async def _by_mode(request: ChatRequest, engines: EnginePool, route: Route) -> AsyncIterator[Delta]:
+async def _by_mode(request: ChatRequest, services: Services, route: Route) -> AsyncIterator[Delta]:
     mode = registry.modes.get(route.target)
     assert mode is not None  # the router only picks registered modes
     routed = replace(request, model=route.target, reasoning_effort=request.reasoning_effort or route.effort)
-    async for delta in mode.run(routed, engines):
+    async for delta in mode.run(routed, services):
         yield delta
 
 
-async def _calculator(request: ChatRequest, engines: EnginePool, route: Route) -> AsyncIterator[Delta]:
+async def _calculator(request: ChatRequest, services: Services, route: Route) -> AsyncIterator[Delta]:
     expression = str(route.signals["expression"])
     result = calculate(expression)
     citation = Citation(1, "calculator", result.text(), "", "calculator", kind="step", meta={"ok": True})
     yield Delta(content=f"{result.text()} [1]", finish_reason="stop", usage=Usage(), citations=(citation,))
 
 
-async def _program(request: ChatRequest, engines: EnginePool, route: Route) -> AsyncIterator[Delta]:
+async def _program(request: ChatRequest, services: Services, route: Route) -> AsyncIterator[Delta]:
     """A word problem: the `chat` model writes straight-line arithmetic and the calculator runs it exactly;
     a program that does not run is escalated to `ember-thinking` (the route says so)."""
-    engine = await engines.get(PROGRAM_ROLE)
+    engine = await services.engines.get(PROGRAM_ROLE)
     program = await write_program(engine, request.messages, request.params)
     if program.answer is None:
         reason = f"{route.reason}; the program failed ({program.problem}): escalated"
         escalated = replace(route, target="ember-thinking", reason=reason)
-        async for delta in _by_mode(request, engines, escalated):
+        async for delta in _by_mode(request, services, escalated):
             if delta.finish_reason is not None:
                 delta.route = escalated
                 delta.usage = program.usage + (delta.usage or Usage())  # the failed program's tokens count too
@@ -72,18 +73,18 @@ async def _program(request: ChatRequest, engines: EnginePool, route: Route) -> A
     yield Delta(content=text, finish_reason="stop", usage=program.usage, citations=(citation,))
 
 
-async def _choice(request: ChatRequest, engines: EnginePool, route: Route) -> AsyncIterator[Delta]:
+async def _choice(request: ChatRequest, services: Services, route: Route) -> AsyncIterator[Delta]:
     """A multiple-choice question: the `chat` model names the option at once, then says why in a sentence
     (what this costs and wins against thinking first is measured by `ember eval auto`, docs/auto.md)."""
-    engine = await engines.get(PROGRAM_ROLE)
+    engine = await services.engines.get(PROGRAM_ROLE)
     params = replace(request.params, max_tokens=min(request.params.max_tokens or CHOICE_TOKENS, CHOICE_TOKENS))
     async for delta in engine.stream(with_system(request.messages, CHOICE_PROMPT), params):
         yield delta
 
 
-async def _planner(request: ChatRequest, engines: EnginePool, route: Route) -> AsyncIterator[Delta]:
-    engine = await engines.get(PLANNER_ROLE)
-    context = Context(engines, request.user, request.params.seed, request.scopes)
+async def _planner(request: ChatRequest, services: Services, route: Route) -> AsyncIterator[Delta]:
+    engine = await services.engines.get(PLANNER_ROLE)
+    context = Context(services, request.user, request.params.seed, request.scopes)
     async for delta in plan_and_run(engine, request.messages, context, PLANNER_BUDGET, request.params):
         yield delta
 
@@ -97,7 +98,7 @@ RUNNERS: dict[str, Runner] = {
 
 
 @dataclass(frozen=True)
-class AutoMode:
+class AutoMode(Mode):
     name: str = "ember-auto"
     description: str = (
         "Routes each request: arithmetic to an exact calculator, several asks to a planner with specialists, "
@@ -105,10 +106,10 @@ class AutoMode:
     )
     roles: tuple[str, ...] = ("chat-fast", "chat")
 
-    async def run(self, request: ChatRequest, engines: EnginePool) -> AsyncIterator[Delta]:
+    async def run(self, request: ChatRequest, services: Services) -> AsyncIterator[Delta]:
         route = await anyio.to_thread.run_sync(choose, request)  # regexes over all the text: off the event loop
         runner = RUNNERS.get(route.target, _by_mode)
-        async for delta in runner(request, engines, route):
+        async for delta in runner(request, services, route):
             if delta.finish_reason is not None:
                 delta.route = delta.route or route
                 if not request.include_trace:

@@ -1,42 +1,36 @@
 """The mode contract: a named way of answering, built from engine roles.
 
-A mode registers itself in `ember.registry.modes` under the name clients pass as `model`. It asks the
-engine pool for the roles it needs and yields Deltas; it does not store, authorise or format HTTP. A mode
-whose exchanges are sensitive may name a consent flag in a `consent` attribute (e.g. `health_storage`):
-the pipeline then stores its exchanges only for people who turned that flag on. A mode may name the key
-scope it needs in a `scope` attribute (default `chat`). Before any mode's answer the pipeline shows crisis
-resources when the person speaks of suicide or an overdose, unless the mode sets `triages = True` (it does
-its own triage).
+A mode registers itself in `ember.registry.modes` under the name clients pass as `model`. Its `run` is
+handed the request and the server's `Services` (engines, store, shop, health knowledge) and yields
+Deltas; it does not store, authorise or format HTTP. What the rest of Ember needs to know about a mode
+it declares, with these defaults:
+- `scope`: the API key scope a caller needs (`chat`);
+- `consent`: a consent flag (e.g. `health_storage`) without which its exchanges are not stored (None);
+- `triages`: it does its own crisis triage, so the pipeline shows no crisis resources before it (False);
+- `cost_weight`: how much its tokens count against a key's token budget (1.0).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from ember.types import ChatRequest, Delta
 
 if TYPE_CHECKING:
-    from ember.engines.pool import EnginePool
+    from ember.services import Services
 
 
-class Mode(Protocol):
-    @property
-    def name(self) -> str:
-        """What clients pass as `model`, e.g. `ember-instant`."""
+class Mode(ABC):
+    name: str  # what clients pass as `model`, e.g. `ember-instant`
+    description: str
+    roles: tuple[str, ...]  # the engine roles it uses (each must be configured in Settings.roles)
+    scope: str = "chat"
+    consent: str | None = None
+    triages: bool = False
+    cost_weight: float = 1.0
 
-    @property
-    def description(self) -> str: ...
-
-    @property
-    def roles(self) -> tuple[str, ...]:
-        """The engine roles this mode uses (each must be configured in Settings.roles)."""
-
-    def run(self, request: ChatRequest, engines: EnginePool) -> AsyncIterator[Delta]:
+    @abstractmethod
+    def run(self, request: ChatRequest, services: Services) -> AsyncIterator[Delta]:
         """Answer `request`, piece by piece."""
-        ...
-
-
-def scope_of(mode: Mode) -> str:
-    """The key scope `mode` needs (its `scope` attribute; `chat` if it names none)."""
-    return str(getattr(mode, "scope", "chat"))

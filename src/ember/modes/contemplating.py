@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from ember import registry
 from ember.engines.base import Engine
-from ember.engines.pool import EnginePool
+from ember.modes.base import Mode
 from ember.modes.reasoning import (
     ANSWER_FORMAT,
     CONTEMPLATING_BUDGET,
@@ -35,6 +35,7 @@ from ember.modes.reasoning import (
     short_answer,
     with_system,
 )
+from ember.services import Services
 from ember.types import ChatRequest, Delta, GenerationParams, Message, TraceStep, Usage
 
 AGENT_TEMPERATURE = 0.7
@@ -54,16 +55,16 @@ SYNTHESIS_PROMPT = (
 
 
 @dataclass(frozen=True)
-class ContemplatingMode:
+class ContemplatingMode(Mode):
     name: str = "ember-contemplating"
     description: str = "Several agents solve in parallel, refine their own drafts, and a vote or synthesis merges them."
     roles: tuple[str, ...] = ("chat",)
     # Its usage already counts every agent's tokens, so they are not weighted again by the rate limiter.
     cost_weight: float = 1.0
 
-    async def run(self, request: ChatRequest, engines: EnginePool) -> AsyncIterator[Delta]:
-        engine = await engines.get(self.roles[0])
-        agents = engines.settings.contemplating_agents
+    async def run(self, request: ChatRequest, services: Services) -> AsyncIterator[Delta]:
+        engine = await services.engines.get(self.roles[0])
+        agents = services.settings.contemplating_agents
         per_pass = min(
             CONTEMPLATING_BUDGET[effort_of(request)] // (2 * agents + 1), request.params.max_tokens or 1 << 30
         )

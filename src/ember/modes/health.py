@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ember import registry
-from ember.engines.pool import EnginePool
 from ember.health.knowledge import Hit
-from ember.health.service import knowledge_for
 from ember.health.triage import ALWAYS, DOSE_REFUSAL, asks_for_dose
-from ember.types import ChatRequest, Citation, Delta, Message, last_user_text
+from ember.modes.base import Mode
+from ember.services import Services
+from ember.types import Answer, ChatRequest, Citation, Delta, Message, last_user_text
 
 SOURCES_SHOWN = 4
 SYSTEM_PROMPT = (
@@ -69,19 +69,19 @@ def no_sources_note(status: dict[str, Any]) -> str:
 
 
 @dataclass
-class HealthMode:
+class HealthMode(Mode):
     name: str = "ember-health"
     description: str = (
         "Health information with red-flag triage first, grounded in cited sources; kept only with consent."
     )
     roles: tuple[str, ...] = ("chat-fast",)
-    consent: str = "health_storage"
+    consent: str | None = "health_storage"
     scope: str = "health"
     triages: bool = True  # the pipeline adds no crisis notice of its own
 
-    async def run(self, request: ChatRequest, engines: EnginePool) -> AsyncIterator[Delta]:
+    async def run(self, request: ChatRequest, services: Services) -> AsyncIterator[Delta]:
         question = last_user_text(request.messages)
-        knowledge = knowledge_for(engines)
+        knowledge = services.knowledge
         triager = await knowledge.triager()
         found = await asyncio.to_thread(triager, question)
         if request.crisis_shown:  # ember-auto routed here after the pipeline's crisis resources
@@ -95,21 +95,19 @@ class HealthMode:
         prompt = SYSTEM_PROMPT.format(sources=USE_SOURCES if hits else "")
         system = Message("system", f"{prompt}\n\n{sources_prompt(hits)}" if hits else prompt)
         messages = [system, *(m for m in request.messages if m.role != "system")]
-        engine = await engines.get(self.roles[0])
-        answer: list[str] = []
-        last = Delta()
+        engine = await services.engines.get(self.roles[0])
+        answer = Answer()
         async for delta in engine.stream(messages, request.params):
-            if delta.finish_reason or delta.usage:
-                last = delta
-            if delta.content or delta.reasoning:
-                answer.append(delta.content)
+            if answer.add(delta).content or delta.reasoning:
                 yield Delta(content=delta.content, reasoning=delta.reasoning)
+        end = Delta(finish_reason=answer.finish_reason, usage=answer.usage)
         if index is None:
-            note = no_sources_note(knowledge.status())
-            yield Delta(content=note, finish_reason=last.finish_reason, usage=last.usage)
+            end.content = no_sources_note(knowledge.status())
+            yield end
             return
-        citations = citations_for("".join(answer), hits)
-        yield Delta(content=closing(citations), finish_reason=last.finish_reason, usage=last.usage, citations=citations)
+        end.citations = citations_for(answer.text, hits)
+        end.content = closing(end.citations)
+        yield end
 
 
 registry.modes.add("ember-health", HealthMode())

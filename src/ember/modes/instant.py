@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from ember import registry
-from ember.engines.pool import EnginePool
+from ember.modes.base import Mode
+from ember.services import Services
 from ember.types import ChatRequest, Delta, Message
 
 SYSTEM_PROMPT = "You are Ember, a helpful, concise assistant."
@@ -20,12 +21,13 @@ IMAGE_ROLE = "chat"
 
 
 @dataclass(frozen=True)
-class InstantMode:
+class InstantMode(Mode):
     name: str = "ember-instant"
     description: str = "Quick answers from the fast model; no reasoning step."
     roles: tuple[str, ...] = ("chat-fast",)
 
-    async def run(self, request: ChatRequest, engines: EnginePool) -> AsyncIterator[Delta]:
+    async def run(self, request: ChatRequest, services: Services) -> AsyncIterator[Delta]:
+        engines = services.engines
         engine = await engines.get(self.roles[0])
         described = any(m.images for m in request.messages) and not engine.capabilities.image
         if described and IMAGE_ROLE in engines.settings.roles:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from ember.engines.base import Engine
-from ember.types import ChatRequest, GenerationParams, Message, ReasoningEffort, Usage
+from ember.types import Answer, ChatRequest, GenerationParams, Message, ReasoningEffort, Usage
 
 DEFAULT_EFFORT: ReasoningEffort = "medium"
 THINKING_BUDGET: dict[ReasoningEffort, int] = {"low": 256, "medium": 1024, "high": 2048}
@@ -52,13 +52,9 @@ class Pass:
 async def complete(engine: Engine, messages: list[Message], params: GenerationParams) -> Pass:
     """Run one generation to its end and collect it (content and any native reasoning, in order)."""
     started = time.perf_counter()
-    parts: list[str] = []
-    usage, finish = Usage(), None
-    async for delta in engine.stream(messages, params):
-        parts.append(delta.reasoning + delta.content)
-        usage = delta.usage or usage
-        finish = delta.finish_reason or finish
-    return Pass("".join(parts).strip(), usage, finish, started, time.perf_counter())
+    answer = await Answer.of(engine.stream(messages, params))
+    text = (answer.thought + answer.text).strip()  # engines stream native reasoning before the content
+    return Pass(text, answer.usage or Usage(), answer.finish_reason, started, time.perf_counter())
 
 
 def number_of(text: str) -> str | None:

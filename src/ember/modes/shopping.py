@@ -25,12 +25,14 @@ from dataclasses import dataclass
 
 from ember import registry
 from ember.engines.base import Engine
-from ember.engines.pool import EnginePool
+from ember.modes.base import Mode
+from ember.services import Services
 from ember.shopping import intent as intents
 from ember.shopping.data import Post
 from ember.shopping.recommender import Ask, Recommendation
-from ember.shopping.service import Shop, shop_for
+from ember.shopping.service import Shop
 from ember.types import (
+    Answer,
     ChatRequest,
     Citation,
     Delta,
@@ -150,13 +152,8 @@ async def read_intent(
     params = GenerationParams(
         max_tokens=INTENT_TOKENS, temperature=0.0, seed=seed, json_schema=intents.schema(categories)
     )
-    parts: list[str] = []
-    usage = Usage()
-    async for delta in engine.stream(prompt, params):
-        parts.append(delta.content)
-        usage = delta.usage or usage
-    reply = "".join(parts)
-    return intents.parse(reply, text, categories), reply, usage
+    answer = await Answer.of(engine.stream(prompt, params))
+    return intents.parse(answer.text, text, categories), answer.text, answer.usage or Usage()
 
 
 def grounded(shop: Shop, person: Person, intent: intents.Intent) -> intents.Intent:
@@ -181,7 +178,7 @@ def find(shop: Shop, person: Person, intent: intents.Intent) -> tuple[list[Recom
 
 
 @dataclass(frozen=True)
-class ShoppingMode:
+class ShoppingMode(Mode):
     name: str = "ember-shopping"
     description: str = (
         "Product recommendations from the catalogue and your behaviour (with consent), citing items and posts."
@@ -189,14 +186,14 @@ class ShoppingMode:
     roles: tuple[str, ...] = ("chat-fast",)
     scope: str = "shopping"
 
-    async def run(self, request: ChatRequest, engines: EnginePool) -> AsyncIterator[Delta]:
+    async def run(self, request: ChatRequest, services: Services) -> AsyncIterator[Delta]:
         started = time.perf_counter()
-        shop = shop_for(engines)
+        shop = services.shop
         categories = await asyncio.to_thread(shop.recommender.categories)
         if not categories:
             yield Delta(content=EMPTY_CATALOGUE, finish_reason="stop", usage=Usage())
             return
-        engine = await engines.get(self.roles[0])
+        engine = await services.engines.get(self.roles[0])
         text = last_user_text(request.messages)
         intent, reply, intent_usage = await read_intent(engine, text, categories, request.params.seed)
         intent = await asyncio.to_thread(grounded, shop, request.user, intent)
@@ -209,14 +206,12 @@ class ShoppingMode:
             yield _last(request, Delta(content=_nothing_fits(intent), finish_reason="stop", usage=intent_usage), step)
             return
         messages = answer_prompt(request.messages, data_block(recs, posts))
-        last = Delta()
+        answer = Answer()
         async for delta in engine.stream(messages, request.params):
-            if delta.finish_reason or delta.usage:
-                last = delta
-            if delta.content or delta.reasoning:
+            if answer.add(delta).content or delta.reasoning:
                 yield Delta(content=delta.content, reasoning=delta.reasoning)
-        usage = (last.usage or Usage()) + intent_usage
-        final = Delta(content=closing(cited), finish_reason=last.finish_reason, usage=usage, citations=cited)
+        usage = (answer.usage or Usage()) + intent_usage
+        final = Delta(content=closing(cited), finish_reason=answer.finish_reason, usage=usage, citations=cited)
         yield _last(request, final, step)
 
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass, replace
 
 from ember import registry
 from ember.engines.base import Engine
-from ember.engines.pool import EnginePool
+from ember.modes.base import Mode
 from ember.modes.reasoning import THINKING_BUDGET, effort_of, with_system
+from ember.services import Services
 from ember.types import ChatRequest, Delta, GenerationParams, Usage
 
 THINK_PROMPT = (
@@ -34,13 +35,13 @@ ANSWER_PROMPT = (
 
 
 @dataclass(frozen=True)
-class ThinkingMode:
+class ThinkingMode(Mode):
     name: str = "ember-thinking"
     description: str = "Reasons step by step within a budget set by reasoning_effort, then answers."
     roles: tuple[str, ...] = ("chat",)
 
-    async def run(self, request: ChatRequest, engines: EnginePool) -> AsyncIterator[Delta]:
-        engine = await engines.get(self.roles[0])
+    async def run(self, request: ChatRequest, services: Services) -> AsyncIterator[Delta]:
+        engine = await services.engines.get(self.roles[0])
         budget = THINKING_BUDGET[effort_of(request)]
         reasoning: list[str] = []
         thought = Usage()

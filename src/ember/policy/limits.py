@@ -36,7 +36,7 @@ import time
 import urllib.parse
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 import redis.asyncio
@@ -47,7 +47,7 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from ember.config import Settings, Tier
 from ember.errors import ConfigError, RateLimited
 from ember.policy.keys import Principal
-from ember.types import Delta, Usage
+from ember.types import Answer, Delta
 
 REQUESTS = "requests"
 TOKENS = "tokens"
@@ -107,20 +107,14 @@ def estimate_tokens(chars: int) -> int:
     return max(1, math.ceil(chars / CHARS_PER_TOKEN))
 
 
-def cost_weight(mode: object) -> float:
-    """How much a mode's tokens count against a budget: its `cost_weight` attribute, 1.0 if it has none."""
-    return float(getattr(mode, "cost_weight", 1.0))
-
-
 @dataclass
 class Meter:
     """What one answer costs: the engine's usage when it reports it; for a stream cut short (no usage),
-    the prompt estimate plus one token a piece received. Weighted by the mode's cost weight."""
+    the prompt estimate plus one token a piece received. Weighted by the mode's `cost_weight`."""
 
     prompt_estimate: int
     weight: float = 1.0
-    usage: Usage | None = None
-    pieces: int = 0
+    answer: Answer = field(default_factory=Answer)
 
     @property
     def estimated(self) -> int:
@@ -128,16 +122,15 @@ class Meter:
 
     @property
     def tokens(self) -> int:
-        raw = self.usage.total_tokens if self.usage else (self.prompt_estimate + self.pieces if self.pieces else 0)
+        usage, pieces = self.answer.usage, self.answer.pieces
+        raw = usage.total_tokens if usage else (self.prompt_estimate + pieces if pieces else 0)
         return math.ceil(raw * self.weight)
 
     async def watch(self, deltas: AsyncGenerator[Delta, None]) -> AsyncGenerator[Delta, None]:
         """`deltas`, counted on the way through; closing this closes them."""
         try:
             async for delta in deltas:
-                self.usage = delta.usage or self.usage
-                self.pieces += bool(delta.content or delta.reasoning)
-                yield delta
+                yield self.answer.add(delta)
         finally:
             await deltas.aclose()
 

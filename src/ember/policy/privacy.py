@@ -54,6 +54,10 @@ class Consent:
     def as_dict(self) -> dict[str, bool]:
         return asdict(self)
 
+    def given(self, flag: str) -> bool:
+        """Whether the flag named `flag` is on (KeyError for a name that is no flag)."""
+        return self.as_dict()[flag]
+
 
 DEFAULT_CONSENT = Consent()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from ember.config import Settings
+from ember.engines.embeddings import Embedders
 from ember.shopping.ingest import FORMATS, file_format, read_rows
 from ember.shopping.service import KINDS, Report, Shop
 from ember.store.sql import SqlStore
@@ -24,7 +25,7 @@ SHOWN_ERRORS = 50  # rejected rows printed one by one; the rest are counted
 
 def _shop() -> Shop:
     settings = Settings()
-    return Shop(SqlStore(settings.db_url), settings.cache_dir)
+    return Shop(SqlStore(settings.db_url), Embedders(settings.cache_dir))
 
 
 def _echo(report: Report, source: str) -> None:
@@ -47,7 +48,7 @@ def _file_command(kind: str) -> Callable[[Path, str | None], None]:
             chosen = file_format(file, fmt)
             _echo(shop.ingest(kind, read_rows(file, chosen), text=chosen == "csv"), file.name)
         finally:
-            shop.close()
+            shop.store.close()
 
     return run
 
@@ -96,4 +97,4 @@ def _load(loader: Callable[[Shop], tuple[list[Report], int]], name: str, who: st
             _echo(report, name)
         click.echo(f"personalisation consent turned on for the {people} {who}")
     finally:
-        shop.close()
+        shop.store.close()

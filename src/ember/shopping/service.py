@@ -1,25 +1,19 @@
 """`Shop`: what a server's shopping routes and `ember-shopping` share — the shopping tables, the live
 recommender and the embedder — and `ingest`, the one path by which records get in (API, CLI and demo).
 
-A server has one Shop per engine pool (`shop_for`): the routes reach it through the pipeline, the mode
-through the pool it is handed, so both see one fitted model. The Shop opens its own connection pool on
-the configured database (`settings.db_url`), the same database the pipeline's store uses. The MiniLM
-embedder is loaded once per process, on first use. Consent comes from `ember.policy.privacy`; this module
-does not decide what a request may do (routes check scopes, the mode checks visibility through `data`).
+A server has one Shop (in `ember.services.Services`): the routes and the mode see one fitted model. It
+works on the store it is given and embeds with the server's shared `Embedders`. Consent comes from
+`ember.policy.privacy`; this module does not decide what a request may do (routes check scopes, the mode
+checks visibility through `data`).
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ember.assets.assemble import ensure_asset
-from ember.assets.catalogue import CATALOGUE
-from ember.engines.embeddings import Embedder
+from ember.engines.embeddings import Embedders
 from ember.policy.privacy import consent_of
 from ember.shopping.data import ShoppingData
 from ember.shopping.ingest import RECORDS, ItemIn, RowError, validate
@@ -27,23 +21,7 @@ from ember.shopping.recommender import Recommender
 from ember.store.sql import SqlStore
 from ember.types import Person
 
-if TYPE_CHECKING:
-    from ember.engines.pool import EnginePool
-
 KINDS = tuple(RECORDS)  # catalog, events, posts, friendships
-_embedders: dict[tuple[Path, int | None], Embedder] = {}
-_embedders_lock = threading.Lock()
-_shops: weakref.WeakKeyDictionary[EnginePool, Shop] = weakref.WeakKeyDictionary()
-_shops_lock = threading.Lock()
-
-
-def shared_embedder(cache_dir: Path, threads: int | None = None) -> Embedder:
-    """The packaged MiniLM on `threads` threads (None: all cores), loaded once per process for each."""
-    directory = ensure_asset(CATALOGUE["embed"], cache_dir)
-    with _embedders_lock:
-        if (directory, threads) not in _embedders:
-            _embedders[directory, threads] = Embedder(directory, threads=threads)
-        return _embedders[directory, threads]
 
 
 @dataclass(frozen=True)
@@ -63,19 +41,14 @@ class Report:
 
 
 class Shop:
-    def __init__(self, store: SqlStore, cache_dir: Path) -> None:
+    def __init__(self, store: SqlStore, embedders: Embedders) -> None:
         self.store = store
         self.data = ShoppingData(store.engine)
-        self.recommender = Recommender(
-            self.data, lambda threads: shared_embedder(cache_dir, threads), self.personalised
-        )
+        self.recommender = Recommender(self.data, embedders.get, self.personalised)
 
     def personalised(self, person: Person) -> bool:
         """Whether the person's behaviour may be used (their `personalisation` consent)."""
         return consent_of(self.store, person).personalisation
-
-    def close(self) -> None:
-        self.store.close()
 
     def ingest(
         self,
@@ -120,13 +93,3 @@ WRITERS: dict[str, Callable[[ShoppingData, Rows, str], Written]] = {
     "posts": _posts,
     "friendships": _friendships,
 }
-
-
-def shop_for(pool: EnginePool) -> Shop:
-    """The Shop of the server that owns `pool` (made on first use; closed when the pool is gone)."""
-    with _shops_lock:
-        shop = _shops.get(pool)
-        if shop is None:
-            shop = _shops[pool] = Shop(SqlStore(pool.settings.db_url), pool.settings.cache_dir)
-            weakref.finalize(pool, shop.close)
-        return shop

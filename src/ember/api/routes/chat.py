@@ -12,16 +12,13 @@ any point, the work is cancelled and the pipeline's iterator closed, which stops
 sub-call made for it (llama.cpp: within a token once the prompt is read) and frees the admission place: while
 the first delta is awaited (a program, a plan and its steps, contemplating's drafts may all come before it)
 and while a non-streamed answer is collected, the route waits for the server's disconnect message
-alongside (from the wait for an admission place on: speech is not transcribed for a client that left);
+alongside (from the scope and limit checks on: speech is not transcribed for a client that left);
 once a stream has begun, Starlette watches.
 
-Rate limits (`ember.policy.limits`) are checked after the scopes (the mode's, and `audio` for a request
-with `input_audio` parts) and before any audio is heard; the
-request holds a concurrent-streams slot until its answer is over, and the answer's weighted tokens are
-debited then, whether it finished, failed or the client left. It then takes a place in the server's
-admission limit (`ember.api.admission`: 503 `server_busy` at once when full), also held until the answer
-is over. All of these happen in one exit stack that a streamed response closes once it is done, however
-it ended.
+Scopes, rate limits, admission, intake and the pipeline are `ember.serving.chat`'s; this route parses the
+body, watches for the client's disconnect and writes the answer as JSON or as server-sent events. The
+request's exit stack (its streams slot, admission place and answer) is closed once the answer is over,
+however it ended: by a streamed response when it is done.
 """
 
 from __future__ import annotations
@@ -39,21 +36,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ember.api.deps import AdmissionDep, LimiterDep, PipelineDep, PrincipalDep, SettingsDep
+from ember.api.deps import ChatServingDep, PrincipalDep
 from ember.api.protocol import (
     ChatCompletionRequest,
-    TextPart,
     chunk_json,
     completion_id,
     completion_json,
     error_json,
     to_chat_request,
+    turns_of,
 )
 from ember.errors import EmberError
-from ember.intake.chat import has_audio, transcribe_audio_parts
-from ember.modes.base import scope_of
-from ember.policy.keys import Principal
-from ember.policy.limits import Limiter, Meter, cost_weight, estimate_tokens
+from ember.serving.chat import Served
 from ember.types import Delta, Usage
 
 log = logging.getLogger(__name__)
@@ -80,94 +74,34 @@ class _ClosingStream(StreamingResponse):
 
 @router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(
-    body: ChatCompletionRequest,
-    request: Request,
-    pipeline: PipelineDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    limiter: LimiterDep,
-    admission: AdmissionDep,
+    body: ChatCompletionRequest, request: Request, serving: ChatServingDep, principal: PrincipalDep
 ) -> Response:
     if body.model_extra:
         log.info("ignoring unknown request fields: %s", body.extra_field_names())
-    mode = pipeline.mode(body.model)  # an unknown model fails before any limit is spent or audio heard
-    principal.require(scope_of(mode))  # a mode may need its own scope (ember-health: health)
-    if has_audio(body):
-        principal.require("audio")  # speech to text is the audio scope's, in chat as in transcriptions
-    meter = Meter(estimate_tokens(_prompt_chars(body)), cost_weight(mode))
-    quota = await limiter.check(principal, meter.estimated)
+    chat = to_chat_request(body, principal.person(body.user))
     async with AsyncExitStack() as stack:
-        await stack.enter_async_context(limiter.stream(principal))
-        stack.push_async_callback(_debit, limiter, principal, meter)
-
-        async def start() -> tuple[list[dict[str, Any]], str, AsyncGenerator[Delta, None], Delta | None]:
-            await stack.enter_async_context(admission.hold())  # a client that leaves while waiting leaves the queue
-            heard = await transcribe_audio_parts(body, pipeline, settings)
-            chat = to_chat_request(body, principal.person(body.user))
-            chat.scopes = principal.scopes
-            conversation_id = await pipeline.open(chat)
-            deltas = meter.watch(pipeline.chat(chat))
-            stack.push_async_callback(deltas.aclose)
-            return heard, conversation_id, deltas, await anext(deltas, None)
-
-        started = await _unless_gone(request, start())
-        if started is _Left.LEFT:
+        served = await _unless_gone(request, serving.start(chat, turns_of(body), principal, stack))
+        if served is _Left.LEFT:
             return Response(status_code=499)
-        heard, conversation_id, deltas, first = started
-        extra: dict[str, Any] = {"input_transcripts": heard} if heard else {}
-        stored = {"x-ember-conversation-id": conversation_id} if conversation_id else {}  # none: not kept
-        headers = {**stored, **quota.headers()}
+        extra: dict[str, Any] = {"input_transcripts": served.heard} if served.heard else {}
         cid = completion_id()
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            events = _sse(cid, body.model, first, deltas, include_usage, extra)
+            events = _sse(cid, body.model, served, include_usage, extra)
             stack.push_async_callback(events.aclose)
-            return _ClosingStream(events, stack.pop_all(), headers)
-        result = await _unless_gone(request, _collect(first, deltas))
-    if result is _Left.LEFT:
+            return _ClosingStream(events, stack.pop_all(), served.headers)
+        answer = await _unless_gone(request, served.rest())
+    if answer is _Left.LEFT:
         return Response(status_code=499)
-    content, reasoning, finish, usage, last = result
-    if last.citations:
-        extra["citations"] = [c.as_dict() for c in last.citations]
-    if last.trace:
-        extra["trace"] = [step.as_dict() for step in last.trace]
-    if last.route is not None:
-        extra["route"] = last.route.as_dict()
-    return JSONResponse(completion_json(cid, body.model, content, reasoning, finish, usage, extra), headers=headers)
-
-
-def _prompt_chars(body: ChatCompletionRequest) -> int:
-    """The length of the prompt's text (audio is not heard yet)."""
-    return sum(
-        len(m.content)
-        if isinstance(m.content, str)
-        else sum(len(p.text) for p in m.content or [] if isinstance(p, TextPart))
-        for m in body.messages
-    )
-
-
-async def _debit(limiter: Limiter, principal: Principal, meter: Meter) -> None:
-    with anyio.CancelScope(shield=True):
-        await limiter.debit(principal, meter.tokens)
-
-
-Answer = tuple[str, str, str | None, Usage, Delta]  # the last element holds citations, trace and route
-
-
-async def _collect(first: Delta | None, deltas: AsyncGenerator[Delta, None]) -> Answer:
-    content, reasoning, finish, usage = [], [], None, Usage()
-    extensions = Delta()
-    delta = first
-    while delta is not None:
-        content.append(delta.content)
-        reasoning.append(delta.reasoning)
-        finish = delta.finish_reason or finish
-        usage = delta.usage or usage
-        extensions.citations = delta.citations or extensions.citations
-        extensions.trace = delta.trace or extensions.trace
-        extensions.route = delta.route or extensions.route
-        delta = await anext(deltas, None)
-    return "".join(content), "".join(reasoning), finish, usage, extensions
+    if answer.citations:
+        extra["citations"] = [c.as_dict() for c in answer.citations]
+    if answer.trace:
+        extra["trace"] = [step.as_dict() for step in answer.trace]
+    if answer.route is not None:
+        extra["route"] = answer.route.as_dict()
+    usage = answer.usage or Usage()
+    payload = completion_json(cid, body.model, answer.text, answer.thought, answer.finish_reason, usage, extra)
+    return JSONResponse(payload, headers=served.headers)
 
 
 class _Left(Enum):
@@ -208,28 +142,23 @@ def _event(payload: dict[str, Any] | str) -> bytes:
 
 
 async def _sse(
-    cid: str,
-    model: str,
-    first: Delta | None,
-    deltas: AsyncGenerator[Delta, None],
-    include_usage: bool,
-    extra: dict[str, Any],
+    cid: str, model: str, served: Served, include_usage: bool, extra: dict[str, Any]
 ) -> AsyncGenerator[bytes, None]:
     created = int(time.time())
     usage = Usage()
     try:
         yield _event(chunk_json(cid, model, created, Delta(), role=True, extra=extra))
-        delta = first
+        delta = served.first
         while delta is not None:
             usage = delta.usage or usage
             if delta.content or delta.reasoning or delta.finish_reason or delta.citations or delta.trace or delta.route:
                 yield _event(chunk_json(cid, model, created, delta))  # extensions may ride on a usage-only delta
-            delta = await anext(deltas, None)
+            delta = await anext(served.deltas, None)
         if include_usage:
             yield _event({**chunk_json(cid, model, created, None), "usage": usage.as_dict()})
     except EmberError as exc:  # headers are sent: report in-band, as OpenAI-compatible servers do
         yield _event(error_json(exc.message, exc.type, exc.param, exc.code))
     finally:
         with anyio.CancelScope(shield=True):
-            await deltas.aclose()
+            await served.deltas.aclose()
     yield _event("[DONE]")

@@ -30,7 +30,7 @@ def _health(request: Request) -> HealthProbe:
 
 
 def _knowledge(request: Request) -> Knowledge:
-    knowledge: Knowledge = request.app.state.knowledge
+    knowledge: Knowledge = request.app.state.services.knowledge
     return knowledge
 
 

@@ -22,14 +22,14 @@ from ember.api.routes.conversations import UserQuery
 from ember.errors import NotFound
 from ember.policy.keys import Principal
 from ember.shopping.recommender import MAX_K, Ask
-from ember.shopping.service import Shop, shop_for
+from ember.shopping.service import Shop
 
 router = APIRouter()
 MAX_BATCH = 10_000  # rows per request
 
 
 def _shop(pipeline: PipelineDep) -> Shop:
-    return shop_for(pipeline.engines)
+    return pipeline.services.shop
 
 
 ShopDep = Annotated[Shop, Depends(_shop)]

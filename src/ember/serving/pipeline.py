@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Protocol
 
 import anyio
@@ -22,33 +22,23 @@ from ember.engines.pool import EnginePool
 from ember.errors import ModelNotFound, shown
 from ember.health.triage import crisis_notice
 from ember.intake.audio import AudioClip
-from ember.modes.base import Mode, scope_of
+from ember.modes.base import Mode
 from ember.policy.privacy import Consent, consent_of, refuse_continuing
+from ember.services import Services
 from ember.store.sql import SqlStore, StoredAnswer, new_conversation_id
-from ember.types import ChatRequest, Delta, Message, Route, TranscribeOptions, Transcript, Usage, last_user_text
+from ember.types import (
+    Answer,
+    ChatRequest,
+    Delta,
+    Message,
+    Route,
+    TranscribeOptions,
+    Transcript,
+    Usage,
+    last_user_text,
+)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Answer:
-    """What a mode has answered so far."""
-
-    content: list[str] = field(default_factory=list)
-    reasoning: list[str] = field(default_factory=list)
-    finish: str | None = None
-    usage: Usage | None = None
-    route: Route | None = None
-    first_token_s: float | None = None
-
-    def add(self, delta: Delta, elapsed_s: float) -> None:
-        if self.first_token_s is None and (delta.content or delta.reasoning):
-            self.first_token_s = elapsed_s
-        self.content.append(delta.content)
-        self.reasoning.append(delta.reasoning)
-        self.finish = delta.finish_reason or self.finish
-        self.usage = delta.usage or self.usage
-        self.route = delta.route or self.route
 
 
 class PipelineObserver(Protocol):
@@ -67,8 +57,7 @@ class PipelineObserver(Protocol):
 def keeps(mode: Mode, consent: Consent) -> bool:
     """Whether this person's exchange with this mode may be stored: history on, and the mode's own
     consent flag (e.g. `health_storage` for ember-health) on if it declares one."""
-    flag: str | None = getattr(mode, "consent", None)
-    return consent.history and (flag is None or bool(getattr(consent, flag)))
+    return consent.history and (mode.consent is None or consent.given(mode.consent))
 
 
 def with_history(stored: list[Message], new: list[Message]) -> list[Message]:
@@ -79,10 +68,17 @@ def with_history(stored: list[Message], new: list[Message]) -> list[Message]:
 
 
 class Pipeline:
-    def __init__(self, engines: EnginePool, store: SqlStore, observer: PipelineObserver | None = None) -> None:
-        self.engines = engines
-        self.store = store
+    def __init__(self, services: Services, observer: PipelineObserver | None = None) -> None:
+        self.services = services
         self.observer = observer
+
+    @property
+    def engines(self) -> EnginePool:
+        return self.services.engines
+
+    @property
+    def store(self) -> SqlStore:
+        return self.services.store
 
     @staticmethod
     def mode(name: str) -> Mode:
@@ -97,10 +93,10 @@ class Pipeline:
     @staticmethod
     def modes_for(scopes: frozenset[str]) -> list[str] | None:
         """The modes a key with `scopes` may use, or None when it may use every one."""
-        allowed = [mode.name for mode in registry.modes if scope_of(mode) in scopes]
+        allowed = [mode.name for mode in registry.modes if mode.scope in scopes]
         return None if len(allowed) == len(registry.modes.names()) else allowed
 
-    async def open(self, request: ChatRequest) -> str:
+    async def open(self, request: ChatRequest, mode: Mode) -> str:
         """Check the request can be served, fix its conversation id and put the conversation's stored turns
         before the new ones (before any generation); returns the id.
 
@@ -108,14 +104,12 @@ class Pipeline:
         issued) is NotFound. `messages` are the turns to add; messages that begin with every stored turn
         (clients that resend the whole conversation) are taken as they are. With the person's `history`
         consent (or the mode's own consent flag) off, nothing will be stored: the id stays None and "" is
-        returned, and a request that names a conversation to continue is refused (HistoryOff, 400)."""
-        mode = self.mode(request.model)
+        returned, and a request that names a conversation to continue is refused (HistoryOff, 400).
+        `mode` is the mode `request.model` names."""
         consent = await anyio.to_thread.run_sync(consent_of, self.store, request.user)
         request.opened = True
         if not keeps(mode, consent):
-            refuse_continuing(
-                request.conversation_id, str(getattr(mode, "consent", "")) if consent.history else "history"
-            )
+            refuse_continuing(request.conversation_id, (mode.consent or "") if consent.history else "history")
             return ""
         if request.conversation_id is None:
             request.conversation_id = new_conversation_id()
@@ -132,65 +126,62 @@ class Pipeline:
             self.observer.transcribed(role, transcript.duration)
         return transcript
 
-    async def chat(self, request: ChatRequest) -> AsyncGenerator[Delta, None]:
+    async def chat(self, request: ChatRequest, mode: Mode) -> AsyncGenerator[Delta, None]:
         """Stream the answer. The end of it (the delta with `finish_reason`, and any after it) is held back
         until the exchange is committed to the store, so a client that was told the answer is complete
         finds it stored, even if the server dies a moment later. If the answer fails or the client leaves
-        first, what was generated is stored as `cancelled`."""
-        mode = self.mode(request.model)
+        first, what was generated is stored as `cancelled`. `mode` is the mode `request.model` names."""
         if not request.opened:
-            await self.open(request)
-        answer = _Answer()
+            await self.open(request, mode)
+        answer = Answer()
         held: list[Delta] = []  # the end of the answer, yielded once the exchange is stored
         committing = False
         started = time.perf_counter()
+        first_token_s: float | None = None
         try:
             async for delta in self._answer(mode, request):
-                answer.add(delta, time.perf_counter() - started)
+                answer.add(delta)
                 if delta.route is not None and self.observer is not None:
                     self.observer.routed(request.model, delta.route)
-                if answer.finish is not None:
+                if first_token_s is None and answer.pieces:
+                    first_token_s = time.perf_counter() - started
+                if answer.finish_reason is not None:
                     held.append(delta)
                 else:
                     yield delta
             committing = True
-            await self._store(request, answer)
+            await self._store(request, mode, answer)
             for delta in held:
                 yield delta
         finally:
             if self.observer is not None:
-                self.observer.chat_done(
-                    request.model, answer.usage, answer.first_token_s, time.perf_counter() - started
-                )
+                self.observer.chat_done(request.model, answer.usage, first_token_s, time.perf_counter() - started)
             if not committing:
-                await self._store(request, answer)
+                await self._store(request, mode, answer)
 
-    async def _store(self, request: ChatRequest, answer: _Answer) -> None:
+    async def _store(self, request: ChatRequest, mode: Mode, answer: Answer) -> None:
         """Store what was generated (an answer with no end is `cancelled`), shielded from cancellation."""
-        if (any(answer.content) or answer.finish) and request.conversation_id is not None:
-            stored = StoredAnswer(
-                "".join(answer.content), "".join(answer.reasoning), answer.finish or "cancelled", answer.usage
-            )
+        if (answer.text or answer.finish_reason) and request.conversation_id is not None:
+            stored = StoredAnswer(answer.text, answer.thought, answer.finish_reason or "cancelled", answer.usage)
+            routed = registry.modes.get(answer.route.target) if answer.route is not None else None
             with anyio.CancelScope(shield=True):
-                await self._save(request, stored, answer.route)
+                await self._save(request, routed or mode, stored)
 
     async def _answer(self, mode: Mode, request: ChatRequest) -> AsyncGenerator[Delta, None]:
         """The mode's answer, preceded by crisis resources when the person speaks of suicide or an overdose
         (unless the mode triages itself, as ember-health does)."""
         last = last_user_text(request.messages)
         # in a worker thread: the rules take seconds over a 5 MB message, and must not stall every other request
-        notice = "" if getattr(mode, "triages", False) else await anyio.to_thread.run_sync(crisis_notice, last)
+        notice = "" if mode.triages else await anyio.to_thread.run_sync(crisis_notice, last)
         if notice:
             yield Delta(content=notice + "\n\n")
             request = replace(request, crisis_shown=True)  # ember-auto may route to a mode that triages
-        async for delta in mode.run(request, self.engines):
+        async for delta in mode.run(request, self.services):
             yield delta
 
-    async def _save(self, request: ChatRequest, answer: StoredAnswer, route: Route | None) -> None:
-        """Store the exchange, unless the person turned history off while it was generated, or the mode
-        the request was routed to (ember-auto) keeps only with a consent the person has not given."""
-        routed = registry.modes.get(route.target) if route is not None else None
-        mode = routed or self.mode(request.model)
+    async def _save(self, request: ChatRequest, mode: Mode, answer: StoredAnswer) -> None:
+        """Store the exchange, unless the person turned history off while it was generated, or `mode` (the
+        one the request was routed to, for ember-auto) keeps only with a consent the person has not given."""
 
         def save(conversation_id: str) -> None:
             if keeps(mode, consent_of(self.store, request.user)):
