@@ -40,6 +40,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from ember.api.deps import AdmissionDep, LimiterDep, PipelineDep, PrincipalDep, SettingsDep
+from ember.api.openapi import STREAM
 from ember.api.protocol import (
     ChatCompletionRequest,
     TextPart,
@@ -49,6 +50,7 @@ from ember.api.protocol import (
     error_json,
     to_chat_request,
 )
+from ember.api.wire import ERRORS, ChatCompletion
 from ember.errors import EmberError
 from ember.intake.chat import has_audio, transcribe_audio_parts
 from ember.modes.base import scope_of
@@ -57,7 +59,7 @@ from ember.policy.limits import Limiter, Meter, cost_weight, estimate_tokens
 from ember.types import Delta, Usage
 
 log = logging.getLogger(__name__)
-router = APIRouter()
+router = APIRouter(responses=ERRORS)
 DISCONNECT_RETRY_S = 0.25
 T = TypeVar("T")
 
@@ -78,7 +80,7 @@ class _ClosingStream(StreamingResponse):
                 await self.cleanup.aclose()
 
 
-@router.post("/v1/chat/completions", response_model=None)
+@router.post("/v1/chat/completions", response_model=ChatCompletion, responses=STREAM)
 async def chat_completions(
     body: ChatCompletionRequest,
     request: Request,
@@ -226,7 +228,7 @@ async def _sse(
                 yield _event(chunk_json(cid, model, created, delta))  # extensions may ride on a usage-only delta
             delta = await anext(deltas, None)
         if include_usage:
-            yield _event({**chunk_json(cid, model, created, None), "usage": usage.as_dict()})
+            yield _event(chunk_json(cid, model, created, None, usage=usage))
     except EmberError as exc:  # headers are sent: report in-band, as OpenAI-compatible servers do
         yield _event(error_json(exc.message, exc.type, exc.param, exc.code))
     finally:
