@@ -12,7 +12,7 @@ import anyio
 from fastapi import APIRouter, Form, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from ember.api.deps import AdmissionDep, LimiterDep, PipelineDep, PrincipalDep, SettingsDep
+from ember.api.deps import AdmissionDep, AudioPrincipal, LimiterDep, PipelineDep, SettingsDep
 from ember.api.wire import ERRORS, Transcription, TranscriptionSegment, VerboseTranscription
 from ember.engines.pool import EnginePool
 from ember.errors import ModelNotFound, PayloadTooLarge, shown
@@ -82,7 +82,7 @@ def render(transcript: Transcript, fmt: Format) -> Response:
 async def transcriptions(
     pipeline: PipelineDep,
     settings: SettingsDep,
-    principal: PrincipalDep,
+    principal: AudioPrincipal,
     limiter: LimiterDep,
     admission: AdmissionDep,
     file: UploadFile,
@@ -92,7 +92,6 @@ async def transcriptions(
     response_format: Annotated[Format, Form()] = "json",
     temperature: Annotated[float | None, Form(ge=0, le=1)] = None,
 ) -> Response:
-    principal.require("audio")
     role = speech_role(model, pipeline.engines)
     quota = await limiter.check(principal)
     data = await file.read(settings.audio_max_bytes + 1)

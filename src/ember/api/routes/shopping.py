@@ -5,7 +5,8 @@
 Batches are validated row by row: the good rows are stored and each bad one comes back under `rejected`
 with its `index` in the batch and why (the request itself is a 400 only when its shape is wrong). Every
 name in a row (user, author, friend, named people) is a person of the caller's tenant, as `user` is
-elsewhere. Routes translate and check scopes (`shopping`; `admin` to change the catalogue); the rules
+elsewhere. Routes translate and declare their scopes as dependencies (`shopping`; `admin` to change the
+catalogue); the rules
 live in `ember.shopping`.
 """
 
@@ -17,7 +18,7 @@ import anyio
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from ember.api.deps import PipelineDep, PrincipalDep
+from ember.api.deps import AdminPrincipal, PipelineDep, ShoppingPrincipal
 from ember.api.routes.conversations import UserQuery
 from ember.api.wire import ERRORS, CatalogItem, ImportReport, Post, Recommendation, Recommendations
 from ember.errors import NotFound
@@ -65,20 +66,17 @@ async def _ingest(shop: Shop, kind: str, rows: list[Any], principal: Principal) 
 
 
 @router.post("/v1/events")
-async def post_events(body: EventsBody, shop: ShopDep, principal: PrincipalDep) -> ImportReport:
-    principal.require("shopping")
+async def post_events(body: EventsBody, shop: ShopDep, principal: ShoppingPrincipal) -> ImportReport:
     return await _ingest(shop, "events", body.events, principal)
 
 
 @router.post("/v1/catalog/items")
-async def post_items(body: ItemsBody, shop: ShopDep, principal: PrincipalDep) -> ImportReport:
-    principal.require("admin")
+async def post_items(body: ItemsBody, shop: ShopDep, principal: AdminPrincipal) -> ImportReport:
     return await _ingest(shop, "catalog", body.items, principal)
 
 
 @router.get("/v1/catalog/items/{item_id}")
-async def get_item(item_id: str, shop: ShopDep, principal: PrincipalDep) -> CatalogItem:
-    principal.require("shopping")
+async def get_item(item_id: str, shop: ShopDep, principal: ShoppingPrincipal) -> CatalogItem:
     item = await anyio.to_thread.run_sync(shop.data.item, item_id)
     if item is None:
         raise NotFound(f"catalogue item {item_id!r} not found", param="item_id")
@@ -86,15 +84,13 @@ async def get_item(item_id: str, shop: ShopDep, principal: PrincipalDep) -> Cata
 
 
 @router.post("/v1/posts")
-async def post_posts(body: PostsBody, shop: ShopDep, principal: PrincipalDep) -> ImportReport:
-    principal.require("shopping")
+async def post_posts(body: PostsBody, shop: ShopDep, principal: ShoppingPrincipal) -> ImportReport:
     return await _ingest(shop, "posts", body.posts, principal)
 
 
 @router.get("/v1/posts/{post_id}")
-async def get_post(post_id: str, shop: ShopDep, principal: PrincipalDep, user: UserQuery = None) -> Post:
+async def get_post(post_id: str, shop: ShopDep, principal: ShoppingPrincipal, user: UserQuery = None) -> Post:
     """A post, if the person may see it (otherwise 404, as if it did not exist)."""
-    principal.require("shopping")
     post = await anyio.to_thread.run_sync(shop.data.post, post_id, principal.person(user))
     if post is None:
         raise NotFound(f"post {post_id!r} not found", param="post_id")
@@ -102,15 +98,14 @@ async def get_post(post_id: str, shop: ShopDep, principal: PrincipalDep, user: U
 
 
 @router.post("/v1/friendships")
-async def post_friendships(body: FriendshipsBody, shop: ShopDep, principal: PrincipalDep) -> ImportReport:
-    principal.require("shopping")
+async def post_friendships(body: FriendshipsBody, shop: ShopDep, principal: ShoppingPrincipal) -> ImportReport:
     return await _ingest(shop, "friendships", body.friendships, principal)
 
 
 @router.get("/v1/recommendations")
 async def recommendations(
     shop: ShopDep,
-    principal: PrincipalDep,
+    principal: ShoppingPrincipal,
     user: UserQuery = None,
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
     q: Annotated[str | None, Query(min_length=1, max_length=500, description="what to look for")] = None,
@@ -119,7 +114,6 @@ async def recommendations(
     min_price: Annotated[float | None, Query(ge=0)] = None,
 ) -> Recommendations:
     """Ranked items with scores and reasons; behaviour counts only with the person's personalisation consent."""
-    principal.require("shopping")
     person = principal.person(user)
     ask = Ask(text=q, category=category, max_price=max_price, min_price=min_price, k=k)
 
