@@ -13,8 +13,9 @@ from fastapi.testclient import TestClient
 from ember import registry
 from ember.api.app import create_app
 from ember.config import Settings
-from ember.engines.pool import EnginePool
 from ember.errors import EngineError
+from ember.modes.base import Mode
+from ember.services import Services
 from ember.types import ChatRequest, Delta
 
 from .conftest import make_settings
@@ -149,14 +150,14 @@ def test_engine_failure_is_a_server_error_envelope(tmp_path: Any) -> None:
 
 
 @dataclass(frozen=True)
-class BreaksMidAnswer:
+class BreaksMidAnswer(Mode):
     """A mode whose engine fails once its answer has begun."""
 
     name: str = "ember-breaks"
     description: str = "answers a word, then its engine fails"
     roles: tuple[str, ...] = ("chat-fast",)
 
-    async def run(self, request: ChatRequest, engines: EnginePool) -> AsyncIterator[Delta]:
+    async def run(self, request: ChatRequest, services: Services) -> AsyncIterator[Delta]:
         yield Delta(content="partial")
         raise EngineError("the engine failed mid-answer")
 

@@ -7,11 +7,13 @@ within FUZZ_SECONDS each)."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -31,8 +33,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from ember.api.app import create_app
-from ember.api.openapi import CHAT_COMPLETION, ERROR_RESPONSE
 from ember.api.protocol import MAX_TOKENS_CAP
+from ember.api.wire import ChatCompletion, ErrorResponse
 from ember.policy.keys import SCOPES, KeyStore
 from ember.store.sql import SqlStore
 
@@ -139,6 +141,11 @@ def test_the_keyed_fuzz_app_needs_the_key_its_requests_carry(tmp_path: Path) -> 
 # -- the schema itself: regression tests for what the fuzzer found ---------------------------------------
 
 
+def _component(spec: dict[str, Any], name: str) -> dict[str, Any]:
+    """A schema of the document's components, its `$ref`s resolvable (jsonschema reads them from the root)."""
+    return {"$ref": f"#/components/schemas/{name}", "components": spec["components"]}
+
+
 def test_the_schema_documents_the_error_envelope_not_422(client: TestClient) -> None:
     """FastAPI documented a 422 body that Ember never sends; every refusal is the OpenAI envelope."""
     spec = client.get("/openapi.json").json()
@@ -152,7 +159,8 @@ def test_the_schema_documents_the_error_envelope_not_422(client: TestClient) -> 
                 assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (method, path)
     refusal = client.post("/v1/chat/completions", json={"model": "ember-instant", "messages": []})
     assert refusal.status_code == 400
-    jsonschema.validate(refusal.json(), ERROR_RESPONSE)
+    jsonschema.validate(refusal.json(), _component(spec, "ErrorResponse"))
+    assert ErrorResponse.model_validate(refusal.json()).wire() == refusal.json()
 
 
 def test_the_schema_describes_content_parts_and_the_completion(client: TestClient) -> None:
@@ -172,7 +180,7 @@ def test_the_schema_describes_content_parts_and_the_completion(client: TestClien
         "/v1/chat/completions", json={"model": "ember-instant", "messages": [{"role": "user", "content": "hi"}]}
     )
     assert answer.status_code == 200
-    jsonschema.validate(answer.json(), CHAT_COMPLETION)
+    jsonschema.validate(answer.json(), _component(spec, "ChatCompletion"))
 
 
 def test_the_schema_states_the_real_bounds(client: TestClient) -> None:
@@ -184,3 +192,27 @@ def test_the_schema_states_the_real_bounds(client: TestClient) -> None:
     assert n["minimum"] == n["maximum"] == 1
     (conversation,) = [b for b in props["conversation_id"]["anyOf"] if b.get("type") == "string"]
     assert conversation["pattern"] == "^[A-Za-z0-9_.:-]+$"
+
+
+def test_the_completion_schema_is_the_models(client: TestClient) -> None:
+    """`/openapi.json` documents the completion and its chunks from the models the answers are built from, and
+    a real answer, streamed or not, validates against both the document and the model, unchanged by either."""
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    ok = spec["paths"]["/v1/chat/completions"]["post"]["responses"]["200"]["content"]
+    assert ok["application/json"]["schema"] == {"$ref": "#/components/schemas/ChatCompletion"}
+    derived = ChatCompletion.model_json_schema(ref_template="#/components/schemas/{model}", mode="serialization")
+    for name, schema in {**derived.pop("$defs"), "ChatCompletion": derived}.items():
+        documented = schemas[name]
+        assert list(documented["properties"]) == list(schema["properties"]), name
+        assert documented.get("required") == schema.get("required"), name
+        assert documented.get("additionalProperties") is False, name
+    ask = {"model": "ember-instant", "messages": [{"role": "user", "content": "hi"}]}
+    answer = client.post("/v1/chat/completions", json=ask).json()
+    jsonschema.validate(answer, _component(spec, "ChatCompletion"))
+    assert ChatCompletion.model_validate(answer).wire() == answer
+    with client.stream("POST", "/v1/chat/completions", json={**ask, "stream": True}) as stream:
+        events = [line.removeprefix("data: ") for line in stream.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]" and len(events) > 2
+    for event in events[:-1]:
+        jsonschema.validate(json.loads(event), _component(spec, "ChatCompletionChunk"))

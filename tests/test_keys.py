@@ -120,6 +120,29 @@ def test_missing_scope_is_403(keyed: TestClient) -> None:
     assert chat(keyed, audio_only).status_code == 403
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "scope"),
+    [
+        ("POST", "/v1/audio/transcriptions", "audio"),
+        ("POST", "/v1/events", "shopping"),
+        ("POST", "/v1/posts", "shopping"),
+        ("POST", "/v1/friendships", "shopping"),
+        ("GET", "/v1/posts/p1", "shopping"),
+        ("GET", "/v1/catalog/items/i1", "shopping"),
+        ("GET", "/v1/recommendations", "shopping"),
+        ("POST", "/v1/catalog/items", "admin"),
+    ],
+)
+def test_a_fixed_scope_is_checked_before_the_body_is_validated(
+    keyed: TestClient, method: str, path: str, scope: str
+) -> None:
+    """Routes declare their scope as a dependency: a key without it is refused before its body is checked."""
+    health_only = new_key(keyed, "acme", ("health",))
+    resp = keyed.request(method, path, json={"nonsense": 1}, headers={"Authorization": f"Bearer {health_only}"})
+    assert resp.status_code == 403
+    assert resp.json()["error"]["message"] == f"this API key lacks the {scope!r} scope"
+
+
 def test_each_key_sees_only_its_own_people(keyed: TestClient) -> None:
     acme, globex = new_key(keyed, "acme"), new_key(keyed, "globex")
     cid = chat(keyed, acme, "secret plans", user="alice").headers["x-ember-conversation-id"]

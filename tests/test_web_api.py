@@ -16,7 +16,8 @@ from fastapi.testclient import TestClient
 
 from ember import registry
 from ember.api.routes.web import WEB_DIR
-from ember.engines.pool import EnginePool
+from ember.modes.base import Mode
+from ember.services import Services
 from ember.types import ChatRequest, Citation, Delta, TraceStep, Usage
 
 from .conftest import sse_events
@@ -78,7 +79,7 @@ def test_assets_are_local_handler_free_small_and_packaged() -> None:
         assert any(fnmatch(relative, pattern) for pattern in patterns), f"{relative} is not package data"
 
 
-class LateExtrasMode:
+class LateExtrasMode(Mode):
     """Answers, then sends its citations and trace on a usage-only last delta, as ember-contemplating's
     synthesis does on an engine that reports usage in a chunk of its own."""
 
@@ -86,7 +87,7 @@ class LateExtrasMode:
     description = "test mode"
     roles = ("chat-fast",)
 
-    async def run(self, request: ChatRequest, engines: EnginePool) -> AsyncIterator[Delta]:
+    async def run(self, request: ChatRequest, services: Services) -> AsyncIterator[Delta]:
         yield Delta(content="done", finish_reason="stop")
         step = TraceStep(None, "aggregate", "done", None, Usage(1, 1), 0.0, 0.5)
         citation = Citation(1, "p1", "Kettle", "https://example.org/kettle", "shop", "product", {"price": 20})

@@ -1,9 +1,11 @@
 """Request-scoped access to the app's single Pipeline, Settings, KeyStore, Limiter and Admission, the chat
-serving object over them, and the
-request's Principal (no globals, no import-time state)."""
+serving object over them, and the request's Principal (no globals, no import-time state). A route whose
+scope is fixed declares it as a dependency (`AudioPrincipal`, or `Annotated[Principal, Depends(requires(...))]`),
+checked before its body runs."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import anyio
@@ -67,9 +69,23 @@ async def _principal(request: Request) -> Principal:
     return await anyio.to_thread.run_sync(keys.authenticate, secret)
 
 
+def requires(scope: str, *alternatives: str) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency giving the request's principal once it holds `scope` (or one of the `alternatives`);
+    PermissionDenied (403) otherwise."""
+
+    async def principal_with(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+        principal.require(scope, *alternatives)
+        return principal
+
+    return principal_with
+
+
 AdmissionDep = Annotated[Admission, Depends(_admission)]
 ChatServingDep = Annotated[ChatServing, Depends(_chat)]
 LimiterDep = Annotated[Limiter, Depends(_limiter)]
 PipelineDep = Annotated[Pipeline, Depends(_pipeline)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
+AdminPrincipal = Annotated[Principal, Depends(requires("admin"))]
+AudioPrincipal = Annotated[Principal, Depends(requires("audio"))]
+ShoppingPrincipal = Annotated[Principal, Depends(requires("shopping"))]

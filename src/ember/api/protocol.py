@@ -14,6 +14,20 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ember.api.log_safety import field_names
+from ember.api.wire import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    Choice,
+    ChunkChoice,
+    ChunkDelta,
+    CitationOut,
+    ErrorDetail,
+    ErrorResponse,
+    RouteOut,
+    TraceStepOut,
+    usage_out,
+)
 from ember.errors import InvalidRequest
 from ember.intake.chat import ImageRef, Part, Spoken, Turn
 from ember.types import ChatRequest, Delta, GenerationParams, Person, ReasoningEffort, Role, Usage
@@ -160,45 +174,45 @@ def completion_id() -> str:
 def completion_json(
     cid: str, model: str, content: str, reasoning: str, finish: str | None, usage: Usage, extra: dict[str, Any]
 ) -> dict[str, Any]:
-    """A `chat.completion`; `extra` holds Ember's top-level extension fields (e.g. `input_transcripts`)."""
-    message: dict[str, Any] = {"role": "assistant", "content": content}
-    if reasoning:
-        message["reasoning_content"] = reasoning
-    return {
-        "id": cid,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": message, "finish_reason": finish or "stop", "logprobs": None}],
-        "usage": usage.as_dict(),
-        **extra,
-    }
+    """A `chat.completion` body; `extra` holds Ember's top-level extension fields (e.g. `input_transcripts`)."""
+    message = AssistantMessage(role="assistant", content=content, reasoning_content=reasoning or None)
+    choice = Choice(index=0, message=message, finish_reason=finish or "stop")
+    created = int(time.time())
+    return ChatCompletion(
+        id=cid, created=created, model=model, choices=[choice], usage=usage_out(usage), **extra
+    ).wire()
 
 
 def chunk_json(
-    cid: str, model: str, created: int, delta: Delta | None, *, role: bool = False, extra: dict[str, Any] | None = None
+    cid: str,
+    model: str,
+    created: int,
+    delta: Delta | None,
+    *,
+    role: bool = False,
+    extra: dict[str, Any] | None = None,
+    usage: Usage | None = None,
 ) -> dict[str, Any]:
-    """One `chat.completion.chunk`; `delta=None` makes the usage-only final chunk; `extra` adds extension
-    fields, and a delta's citations, agent trace and route (Ember extensions) ride on its chunk as
-    top-level `citations`, `trace` and `route`."""
-    body: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
-    body.update(extra or {})
+    """One `chat.completion.chunk` body; `delta=None` makes the final chunk without choices (with `usage` when
+    given); `extra` adds extension fields, and a delta's citations, agent trace and route (Ember extensions)
+    ride on its chunk as top-level `citations`, `trace` and `route`."""
+    head: dict[str, Any] = {"id": cid, "created": created, "model": model, **(extra or {})}
     if delta is None:
-        return {**body, "choices": []}
-    part: dict[str, Any] = {"role": "assistant", "content": ""} if role else {}
-    if delta.content:
-        part["content"] = delta.content
-    if delta.reasoning:
-        part["reasoning_content"] = delta.reasoning
-    body["choices"] = [{"index": 0, "delta": part, "finish_reason": delta.finish_reason, "logprobs": None}]
-    if delta.citations:
-        body["citations"] = [c.as_dict() for c in delta.citations]
-    if delta.trace:
-        body["trace"] = [step.as_dict() for step in delta.trace]
-    if delta.route is not None:
-        body["route"] = delta.route.as_dict()
-    return body
+        return ChatCompletionChunk(**head, choices=[], usage=usage_out(usage) if usage else None).wire()
+    part = ChunkDelta(
+        role="assistant" if role else None,
+        content=delta.content or ("" if role else None),
+        reasoning_content=delta.reasoning or None,
+    )
+    return ChatCompletionChunk(
+        **head,
+        choices=[ChunkChoice(index=0, delta=part, finish_reason=delta.finish_reason)],
+        citations=[CitationOut.of(c) for c in delta.citations] or None,
+        trace=[TraceStepOut.of(step) for step in delta.trace] or None,
+        route=RouteOut.of(delta.route) if delta.route is not None else None,
+    ).wire()
 
 
 def error_json(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    """OpenAI's error envelope."""
+    return ErrorResponse(error=ErrorDetail(message=message, type=type_, param=param, code=code)).wire()

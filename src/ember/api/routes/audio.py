@@ -12,13 +12,16 @@ import anyio
 from fastapi import APIRouter, Form, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from ember.api.deps import AdmissionDep, LimiterDep, PipelineDep, PrincipalDep, SettingsDep
+from ember.api.deps import AdmissionDep, AudioPrincipal, LimiterDep, PipelineDep, SettingsDep
+from ember.api.wire import ERRORS, Transcription, TranscriptionSegment, VerboseTranscription
 from ember.engines.pool import EnginePool
 from ember.errors import ModelNotFound, PayloadTooLarge, shown
 from ember.intake.audio import decode_audio
 from ember.types import TranscribeOptions, Transcript
 
-router = APIRouter()
+router = APIRouter(responses=ERRORS)
+TEXT = {"schema": {"type": "string"}}
+SUBTITLES: dict[int | str, dict[str, Any]] = {200: {"content": {"text/plain": TEXT, "text/vtt": TEXT}}}
 ALIASES = {"whisper-1": "asr"}  # what OpenAI clients send by default
 Format = Literal["json", "text", "verbose_json", "srt", "vtt"]
 
@@ -49,22 +52,25 @@ def subtitles(transcript: Transcript, kind: Literal["srt", "vtt"]) -> str:
     return ("WEBVTT\n\n" if kind == "vtt" else "") + "\n".join(cues)
 
 
+def verbose(transcript: Transcript) -> VerboseTranscription:
+    segments = [
+        TranscriptionSegment(id=i, start=round(s.start, 3), end=round(s.end, 3), text=s.text)
+        for i, s in enumerate(transcript.segments)
+    ]
+    duration = round(transcript.duration, 3)
+    return VerboseTranscription(
+        language=transcript.language, duration=duration, text=transcript.text, segments=segments
+    )
+
+
 def verbose_json(transcript: Transcript) -> dict[str, Any]:
-    return {
-        "task": "transcribe",
-        "language": transcript.language,
-        "duration": round(transcript.duration, 3),
-        "text": transcript.text,
-        "segments": [
-            {"id": i, "start": round(s.start, 3), "end": round(s.end, 3), "text": s.text}
-            for i, s in enumerate(transcript.segments)
-        ],
-    }
+    """The `verbose_json` body (also what `ember transcribe --format verbose_json` prints)."""
+    return verbose(transcript).wire()
 
 
 def render(transcript: Transcript, fmt: Format) -> Response:
     if fmt == "json":
-        return JSONResponse({"text": transcript.text})
+        return JSONResponse(Transcription(text=transcript.text).wire())
     if fmt == "verbose_json":
         return JSONResponse(verbose_json(transcript))
     if fmt == "text":
@@ -72,11 +78,11 @@ def render(transcript: Transcript, fmt: Format) -> Response:
     return PlainTextResponse(subtitles(transcript, fmt), media_type="text/vtt" if fmt == "vtt" else "text/plain")
 
 
-@router.post("/v1/audio/transcriptions", response_model=None)
+@router.post("/v1/audio/transcriptions", response_model=Transcription | VerboseTranscription, responses=SUBTITLES)
 async def transcriptions(
     pipeline: PipelineDep,
     settings: SettingsDep,
-    principal: PrincipalDep,
+    principal: AudioPrincipal,
     limiter: LimiterDep,
     admission: AdmissionDep,
     file: UploadFile,
@@ -86,7 +92,6 @@ async def transcriptions(
     response_format: Annotated[Format, Form()] = "json",
     temperature: Annotated[float | None, Form(ge=0, le=1)] = None,
 ) -> Response:
-    principal.require("audio")
     role = speech_role(model, pipeline.engines)
     quota = await limiter.check(principal)
     data = await file.read(settings.audio_max_bytes + 1)

@@ -37,6 +37,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from ember.api.deps import ChatServingDep, PrincipalDep
+from ember.api.openapi import STREAM
 from ember.api.protocol import (
     ChatCompletionRequest,
     chunk_json,
@@ -46,12 +47,13 @@ from ember.api.protocol import (
     to_chat_request,
     turns_of,
 )
+from ember.api.wire import ERRORS, ChatCompletion
 from ember.errors import EmberError
 from ember.serving.chat import Served
 from ember.types import Delta, Usage
 
 log = logging.getLogger(__name__)
-router = APIRouter()
+router = APIRouter(responses=ERRORS)
 DISCONNECT_RETRY_S = 0.25
 T = TypeVar("T")
 
@@ -72,7 +74,7 @@ class _ClosingStream(StreamingResponse):
                 await self.cleanup.aclose()
 
 
-@router.post("/v1/chat/completions", response_model=None)
+@router.post("/v1/chat/completions", response_model=ChatCompletion, responses=STREAM)
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, serving: ChatServingDep, principal: PrincipalDep
 ) -> Response:
@@ -155,7 +157,7 @@ async def _sse(
                 yield _event(chunk_json(cid, model, created, delta))  # extensions may ride on a usage-only delta
             delta = await anext(served.deltas, None)
         if include_usage:
-            yield _event({**chunk_json(cid, model, created, None), "usage": usage.as_dict()})
+            yield _event(chunk_json(cid, model, created, None, usage=usage))
     except EmberError as exc:  # headers are sent: report in-band, as OpenAI-compatible servers do
         yield _event(error_json(exc.message, exc.type, exc.param, exc.code))
     finally:

@@ -17,11 +17,12 @@ from fastapi.responses import JSONResponse
 
 from ember.api.health_probe import HealthProbe
 from ember.api.routes.models import available_modes
+from ember.api.wire import ERRORS, HealthReport, IndexStatus, Live
 from ember.config import Settings
 from ember.engines.pool import EnginePool
 from ember.health.service import Knowledge
 
-router = APIRouter()
+router = APIRouter(responses=ERRORS)
 
 
 def _health(request: Request) -> HealthProbe:
@@ -34,23 +35,23 @@ def _knowledge(request: Request) -> Knowledge:
     return knowledge
 
 
-@router.get("/health")
+@router.get("/health", response_model=HealthReport, responses={503: {"model": HealthReport}})
 async def health(
     probe: Annotated[HealthProbe, Depends(_health)], knowledge: Annotated[Knowledge, Depends(_knowledge)]
 ) -> JSONResponse:
     report = await probe.report()
-    body = {
-        "status": "ok" if report.ok else "unavailable",
-        "engines": report.engines,
-        "age_s": round(report.age_s(), 3),
-        "health_index": knowledge.status(),  # not part of the cached probe: a look at files and counters
-    }
-    return JSONResponse(body, status_code=200 if report.ok else 503)
+    body = HealthReport(
+        status="ok" if report.ok else "unavailable",
+        engines=report.engines,
+        age_s=round(report.age_s(), 3),
+        health_index=IndexStatus.model_validate(knowledge.status()),  # not cached: a look at files and counters
+    )
+    return JSONResponse(body.wire(), status_code=200 if report.ok else 503)
 
 
 @router.get("/health/live")
-async def live() -> dict[str, str]:
-    return {"status": "ok"}
+async def live() -> Live:
+    return Live()
 
 
 async def probe_engines(pool: EnginePool, settings: Settings) -> dict[str, dict[str, object]]:

@@ -9,46 +9,45 @@ Routes only translate: the policy lives in `privacy`, the rows in the store.
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
 from fastapi import APIRouter
 
 from ember.api.deps import PipelineDep, PrincipalDep
 from ember.api.routes.conversations import UserQuery
+from ember.api.wire import ERRORS, ConsentFlags, PersonDeleted, PersonExport, PersonOut
 from ember.policy import privacy
 from ember.types import Person
 
-router = APIRouter()
+router = APIRouter(responses=ERRORS)
 
 
-def _person_json(person: Person, consent: privacy.Consent) -> dict[str, Any]:
-    return {"object": "person", "id": person.label, "consent": consent.as_dict()}
+def _person(person: Person, consent: privacy.Consent) -> PersonOut:
+    return PersonOut(id=person.label, consent=ConsentFlags.model_validate(consent.as_dict()))
 
 
 @router.get("/v1/me")
-async def get_me(pipeline: PipelineDep, principal: PrincipalDep, user: UserQuery = None) -> dict[str, Any]:
+async def get_me(pipeline: PipelineDep, principal: PrincipalDep, user: UserQuery = None) -> PersonOut:
     person = privacy.person_of(principal, user)
     consent = await anyio.to_thread.run_sync(privacy.consent_of, pipeline.store, person)
-    return _person_json(person, consent)
+    return _person(person, consent)
 
 
 @router.patch("/v1/me/consent")
 async def update_consent(
     body: privacy.ConsentUpdate, pipeline: PipelineDep, principal: PrincipalDep, user: UserQuery = None
-) -> dict[str, Any]:
+) -> PersonOut:
     person = privacy.person_of(principal, user)
     consent = await anyio.to_thread.run_sync(privacy.set_consent, pipeline.store, person, body)
-    return _person_json(person, consent)
+    return _person(person, consent)
 
 
 @router.get("/v1/me/export")
-async def export_me(pipeline: PipelineDep, principal: PrincipalDep, user: UserQuery = None) -> dict[str, Any]:
+async def export_me(pipeline: PipelineDep, principal: PrincipalDep, user: UserQuery = None) -> PersonExport:
     who = privacy.Subject.of(principal, user)
-    return await anyio.to_thread.run_sync(privacy.export, pipeline.store, who)
+    return PersonExport.model_validate(await anyio.to_thread.run_sync(privacy.export, pipeline.store, who))
 
 
 @router.delete("/v1/me")
-async def delete_me(pipeline: PipelineDep, principal: PrincipalDep, user: UserQuery = None) -> dict[str, Any]:
+async def delete_me(pipeline: PipelineDep, principal: PrincipalDep, user: UserQuery = None) -> PersonDeleted:
     who = privacy.Subject.of(principal, user)
-    return await anyio.to_thread.run_sync(privacy.forget, pipeline.store, who)
+    return PersonDeleted.model_validate(await anyio.to_thread.run_sync(privacy.forget, pipeline.store, who))

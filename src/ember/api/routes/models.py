@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from ember import registry
 from ember.api.deps import PrincipalDep, SettingsDep
+from ember.api.wire import ERRORS, ModelCard, ModelList
 from ember.config import Settings
 from ember.errors import ModelNotFound, shown
 from ember.modes.base import Mode
 
-router = APIRouter()
+router = APIRouter(responses=ERRORS)
 
 
 def available_modes(settings: Settings) -> list[Mode]:
@@ -20,24 +19,18 @@ def available_modes(settings: Settings) -> list[Mode]:
     return [m for m in registry.modes if all(role in settings.roles for role in m.roles)]
 
 
-def _model_json(mode: Mode) -> dict[str, Any]:
-    return {
-        "id": mode.name,
-        "object": "model",
-        "created": 0,
-        "owned_by": "ember",
-        "description": mode.description,
-    }
+def _card(mode: Mode) -> ModelCard:
+    return ModelCard(id=mode.name, created=0, owned_by="ember", description=mode.description)
 
 
 @router.get("/v1/models")
-async def list_models(settings: SettingsDep, _: PrincipalDep) -> dict[str, Any]:
-    return {"object": "list", "data": [_model_json(m) for m in available_modes(settings)]}
+async def list_models(settings: SettingsDep, _: PrincipalDep) -> ModelList:
+    return ModelList(data=[_card(m) for m in available_modes(settings)])
 
 
 @router.get("/v1/models/{model_id}")
-async def get_model(model_id: str, settings: SettingsDep, _: PrincipalDep) -> dict[str, Any]:
+async def get_model(model_id: str, settings: SettingsDep, _: PrincipalDep) -> ModelCard:
     for mode in available_modes(settings):
         if mode.name == model_id:
-            return _model_json(mode)
+            return _card(mode)
     raise ModelNotFound(f"The model {shown(model_id)} does not exist", param="model")
