@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 import click
 from pydantic import ValidationError
 
-from ember.api.routes.audio import subtitles, verbose_json
 from ember.assets.assemble import asset_status, ensure_asset, install_command
 from ember.assets.catalogue import CATALOGUE, ModelAsset
 from ember.bench.engine import engine
@@ -34,6 +33,7 @@ from ember.intake.audio import AudioClip, load_audio
 from ember.intake.images import load_image
 from ember.reliability.cli import reliability
 from ember.shopping.commands import import_
+from ember.transcripts import subtitles, verbose_json
 from ember.types import ChatRequest, Delta, GenerationParams, Message, Person, TranscribeOptions, Transcript
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ a place in the server's admission limit while its audio is decoded and heard (50
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import anyio
 from fastapi import APIRouter, Form, UploadFile
@@ -16,6 +16,7 @@ from ember.api.deps import AdmissionDep, LimiterDep, PipelineDep, PrincipalDep, 
 from ember.engines.pool import EnginePool
 from ember.errors import ModelNotFound, PayloadTooLarge, shown
 from ember.intake.audio import decode_audio
+from ember.transcripts import subtitles, verbose_json
 from ember.types import TranscribeOptions, Transcript
 
 router = APIRouter()
@@ -30,36 +31,6 @@ def speech_role(model: str, pool: EnginePool) -> str:
         known = ", ".join(["whisper-1", *pool.speech_roles()])
         raise ModelNotFound(f"The speech model {shown(model)} does not exist. Available: {known}", param="model")
     return role
-
-
-def _stamp(seconds: float, sep: str) -> str:
-    ms = round(seconds * 1000)
-    h, rest = divmod(ms, 3_600_000)
-    m, rest = divmod(rest, 60_000)
-    s, ms = divmod(rest, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
-
-
-def subtitles(transcript: Transcript, kind: Literal["srt", "vtt"]) -> str:
-    sep = "," if kind == "srt" else "."
-    cues = [
-        (f"{i}\n" if kind == "srt" else "") + f"{_stamp(s.start, sep)} --> {_stamp(s.end, sep)}\n{s.text}\n"
-        for i, s in enumerate(transcript.segments, start=1)
-    ]
-    return ("WEBVTT\n\n" if kind == "vtt" else "") + "\n".join(cues)
-
-
-def verbose_json(transcript: Transcript) -> dict[str, Any]:
-    return {
-        "task": "transcribe",
-        "language": transcript.language,
-        "duration": round(transcript.duration, 3),
-        "text": transcript.text,
-        "segments": [
-            {"id": i, "start": round(s.start, 3), "end": round(s.end, 3), "text": s.text}
-            for i, s in enumerate(transcript.segments)
-        ],
-    }
 
 
 def render(transcript: Transcript, fmt: Format) -> Response:
