@@ -17,10 +17,10 @@ from ember import registry
 from ember.cli import main
 from ember.engines.pool import EnginePool
 from ember.pipeline import Pipeline
-from ember.reliability import durability
-from ember.reliability.integrity import check
 from ember.store.sql import SqlStore, open_engine
 from ember.types import ChatRequest, GenerationParams, Message, Person
+from ember_tools.reliability import durability
+from ember_tools.reliability.integrity import check
 
 from .conftest import make_settings
 from .test_store import PG_ADMIN_URL, ask

@@ -18,23 +18,23 @@ from pydantic import ValidationError
 
 from ember.assets.assemble import asset_status, ensure_asset, install_command
 from ember.assets.catalogue import CATALOGUE, ModelAsset
-from ember.bench.engine import engine
-from ember.bench.first_run import first_run
-from ember.bench.recs import recs as recs_bench
 from ember.config import EngineSpec, Settings
 from ember.errors import EmberError
-from ember.eval.auto import auto as auto_eval
-from ember.eval.health import health as health_eval
-from ember.eval.reasoning import reasoning as reasoning_eval
-from ember.eval.recs import recs as recs_eval
-from ember.eval.speech import speech
-from ember.eval.vision import vision as vision_eval
 from ember.intake.audio import AudioClip, load_audio
 from ember.intake.images import load_image
-from ember.reliability.cli import reliability
 from ember.shopping.commands import import_
 from ember.transcripts import subtitles, verbose_json
 from ember.types import ChatRequest, Delta, GenerationParams, Message, Person, TranscribeOptions, Transcript
+from ember_tools.bench.engine import engine
+from ember_tools.bench.first_run import first_run
+from ember_tools.bench.recs import recs as recs_bench
+from ember_tools.eval.auto import auto as auto_eval
+from ember_tools.eval.health import health as health_eval
+from ember_tools.eval.reasoning import reasoning as reasoning_eval
+from ember_tools.eval.recs import recs as recs_eval
+from ember_tools.eval.speech import speech
+from ember_tools.eval.vision import vision as vision_eval
+from ember_tools.reliability.cli import reliability
 
 if TYPE_CHECKING:
     from ember.engines.openai_compat import OpenAITranscriber

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from ember.reliability.durability import durability
-from ember.reliability.load import load
-from ember.reliability.report import report
-from ember.reliability.soak import soak
+from ember_tools.reliability.durability import durability
+from ember_tools.reliability.load import load
+from ember_tools.reliability.report import report
+from ember_tools.reliability.soak import soak
 
 
 @click.group()
