@@ -16,8 +16,8 @@ import pytest
 from ember.api.app import create_app
 from ember.config import Settings
 from ember.errors import ServerBusy
-from ember.reliability.server import Samples, parse_metrics, total
 from ember.serving.admission import Admission
+from ember_tools.reliability.server import Samples, parse_metrics, total
 
 from .audio import tone
 from .conftest import make_settings, serve_in_thread, sse_events

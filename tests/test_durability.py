@@ -15,12 +15,12 @@ from click.testing import CliRunner
 
 from ember import registry
 from ember.cli import main
-from ember.reliability import durability
-from ember.reliability.integrity import check
 from ember.services import Services
 from ember.serving.pipeline import Pipeline
 from ember.store.sql import SqlStore, open_engine
 from ember.types import ChatRequest, GenerationParams, Message, Person
+from ember_tools.reliability import durability
+from ember_tools.reliability.integrity import check
 
 from .conftest import make_settings
 from .test_store import PG_ADMIN_URL, ask

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from ember.cli import main
-from ember.eval.choice import Item
-from ember.eval.reasoning import committed_letter, committed_number, load_gsm8k
+from ember_tools.eval.choice import Item
+from ember_tools.eval.reasoning import committed_letter, committed_number, load_gsm8k
 
 
 def test_gsm8k_sample_is_fixed_by_seed_and_gold_is_numeric() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ember.eval.speech import LIBRIVOX, edit_distance, normalise, read_corpus
+from ember_tools.eval.speech import LIBRIVOX, edit_distance, normalise, read_corpus
 
 from .conftest import run_cli
 

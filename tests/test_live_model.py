@@ -16,8 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ember.api.app import create_app
-from ember.reliability.server import in_flight, parse_metrics, total
 from ember.types import Person
+from ember_tools.reliability.server import in_flight, parse_metrics, total
 
 from .conftest import TINY, make_settings, post_raw, run_cli, sse_events, until
 

@@ -15,8 +15,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from ember.reliability import load, report, soak
-from ember.reliability import server as srv
+from ember_tools.reliability import load, report, soak
+from ember_tools.reliability import server as srv
 
 SHORT_LOAD = load.Options(
     max_tokens=8,

@@ -10,10 +10,10 @@ import httpx
 import numpy as np
 import pytest
 
-from ember.eval import recs
 from ember.shopping.demo import DEMO_FILES, demo_dir
 from ember.shopping.ingest import read_rows
 from ember.shopping.ranker import Ease, EmberRanker, Interactions, recall_ndcg, top_k
+from ember_tools.eval import recs
 
 BATCH_KEYS = {"catalog": ("/v1/catalog/items", "items"), "friendships": ("/v1/friendships", "friendships")}
 BATCH_KEYS |= {"events": ("/v1/events", "events"), "posts": ("/v1/posts", "posts")}

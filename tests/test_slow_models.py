@@ -44,7 +44,7 @@ def test_chunked_models_assemble_and_verify(role: str, tmp_path: Path) -> None:
 
 def test_multilingual_base_transcribes_spoken_english_and_german(tmp_path: Path) -> None:
     """asr-base from its two packages: English within the WER bound, and a German sentence in German."""
-    from ember.eval.speech import edit_distance, normalise
+    from ember_tools.eval.speech import edit_distance, normalise
 
     from .audio import SENTENCES, speak
 

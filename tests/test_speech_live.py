@@ -19,9 +19,9 @@ from ember import registry
 from ember.config import Settings
 from ember.engines.base import SpeechEngine
 from ember.engines.pool import EnginePool
-from ember.eval.speech import edit_distance, normalise
 from ember.intake.audio import decode_audio
 from ember.types import TranscribeOptions
+from ember_tools.eval.speech import edit_distance, normalise
 
 from .audio import SENTENCES, mp3, pcm_wav, silence, speak, webm
 from .conftest import TINY, run_cli

@@ -12,11 +12,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from ember.errors import NotFound
-from ember.reliability.durability import Unreachable, postgres_database
 from ember.store.migrations import MIGRATIONS, migrate
 from ember.store.schema import conversations, messages
 from ember.store.sql import TITLE_CHARS, SqlStore, StoredAnswer, new_conversation_id, open_engine
 from ember.types import Message, Person, Usage
+from ember_tools.reliability.durability import Unreachable, postgres_database
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

@@ -20,7 +20,6 @@ from ember import registry
 from ember.config import EngineSpec, Settings
 from ember.engines.llama_cpp import LlamaCppEngine
 from ember.errors import AssetMissing
-from ember.eval.vision import easy_vqa_items, is_correct, photo_items
 from ember.intake.images import decode_image, load_image
 from ember.types import GenerationParams, Image, Message, Usage
 from ember.vision.assets import VISION_DIR, vision_file
@@ -30,6 +29,7 @@ from ember.vision.describe import Describer
 from ember.vision.prepare import NPM_DIR, prepare
 from ember.vision.prompt import render, wire_messages
 from ember.vision.torch_pickle import load_state_dict
+from ember_tools.eval.vision import easy_vqa_items, is_correct, photo_items
 
 from .conftest import TINY, run_cli
 from .tiny_vlm import write_pair

@@ -13,10 +13,11 @@ from fastapi import APIRouter, Form, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from ember.api.deps import AdmissionDep, AudioPrincipal, LimiterDep, PipelineDep, SettingsDep
-from ember.api.wire import ERRORS, Transcription, TranscriptionSegment, VerboseTranscription
+from ember.api.wire import ERRORS, Transcription, VerboseTranscription
 from ember.engines.pool import EnginePool
 from ember.errors import ModelNotFound, PayloadTooLarge, shown
 from ember.intake.audio import decode_audio
+from ember.transcripts import subtitles, verbose_json
 from ember.types import TranscribeOptions, Transcript
 
 router = APIRouter(responses=ERRORS)
@@ -33,39 +34,6 @@ def speech_role(model: str, pool: EnginePool) -> str:
         known = ", ".join(["whisper-1", *pool.speech_roles()])
         raise ModelNotFound(f"The speech model {shown(model)} does not exist. Available: {known}", param="model")
     return role
-
-
-def _stamp(seconds: float, sep: str) -> str:
-    ms = round(seconds * 1000)
-    h, rest = divmod(ms, 3_600_000)
-    m, rest = divmod(rest, 60_000)
-    s, ms = divmod(rest, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
-
-
-def subtitles(transcript: Transcript, kind: Literal["srt", "vtt"]) -> str:
-    sep = "," if kind == "srt" else "."
-    cues = [
-        (f"{i}\n" if kind == "srt" else "") + f"{_stamp(s.start, sep)} --> {_stamp(s.end, sep)}\n{s.text}\n"
-        for i, s in enumerate(transcript.segments, start=1)
-    ]
-    return ("WEBVTT\n\n" if kind == "vtt" else "") + "\n".join(cues)
-
-
-def verbose(transcript: Transcript) -> VerboseTranscription:
-    segments = [
-        TranscriptionSegment(id=i, start=round(s.start, 3), end=round(s.end, 3), text=s.text)
-        for i, s in enumerate(transcript.segments)
-    ]
-    duration = round(transcript.duration, 3)
-    return VerboseTranscription(
-        language=transcript.language, duration=duration, text=transcript.text, segments=segments
-    )
-
-
-def verbose_json(transcript: Transcript) -> dict[str, Any]:
-    """The `verbose_json` body (also what `ember transcribe --format verbose_json` prints)."""
-    return verbose(transcript).wire()
 
 
 def render(transcript: Transcript, fmt: Format) -> Response:

@@ -32,7 +32,7 @@ from typing import Any
 import click
 import httpx
 
-from ember.reliability import server as srv
+from ember_tools.reliability import server as srv
 
 MODE = "ember-instant"
 PROMPTS = (

@@ -22,7 +22,7 @@ import click
 import httpx
 
 from ember.config import Settings
-from ember.reliability.server import free_port, log_tail
+from ember_tools.reliability.server import free_port, log_tail
 
 QUESTION = "Say hello in five words."
 HEALTH_QUESTION = "What is a normal resting heart rate?"

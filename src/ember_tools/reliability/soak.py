@@ -35,8 +35,8 @@ from typing import Any
 import click
 import httpx
 
-from ember.reliability import server as srv
-from ember.reliability.load import MODE, PROMPTS
+from ember_tools.reliability import server as srv
+from ember_tools.reliability.load import MODE, PROMPTS
 
 WARMUP_FRACTION = 0.2
 GOAL_MIB_PER_REQUEST = 0.1

@@ -1,6 +1,6 @@
 """`ember eval vision`: image questions answered end to end (image → vision specialists → a mode's answer).
 
-Two sets: the project's questions over scikit-image's real photos (`ember.eval.vision_questions`), and
+Two sets: the project's questions over scikit-image's real photos (`ember_tools.eval.vision_questions`), and
 easy-VQA's test questions (shapes and colours drawn on plain backgrounds; a seeded sample). Each image
 goes through intake's checks and the same engines the server uses: the mode's model has no vision, so
 the specialists describe the image and the model answers from that. Scoring is strict: the answer must
@@ -27,11 +27,11 @@ import click
 from ember import registry
 from ember.assets.assemble import package_dir
 from ember.config import Settings
-from ember.eval.vision_questions import PHOTO_QUESTIONS
 from ember.intake.images import load_image
 from ember.services import Services
 from ember.types import ChatRequest, GenerationParams, Image, Message
 from ember.vision.describe import describe
+from ember_tools.eval.vision_questions import PHOTO_QUESTIONS
 
 GOAL = {"photos": 0.70}
 MAX_TOKENS = 24

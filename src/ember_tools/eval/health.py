@@ -18,12 +18,12 @@ from tqdm import tqdm
 
 from ember import registry
 from ember.config import Settings
-from ember.eval.choice import ModeResult, ask, load_items, markdown, score
 from ember.health.knowledge import built
 from ember.health.service import Knowledge
 from ember.services import Services
 from ember.serving.pipeline import Pipeline
 from ember.store.sql import SqlStore
+from ember_tools.eval.choice import ModeResult, ask, load_items, markdown, score
 
 MODES = ("ember-instant", "ember-health")
 TASK = "medqa_en"

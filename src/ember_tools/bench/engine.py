@@ -36,7 +36,7 @@ from ember.assets.assemble import resolve_model
 from ember.config import EngineSpec, Settings
 from ember.engines.llama_cpp import server_params
 from ember.modes.instant import SYSTEM_PROMPT
-from ember.reliability import server as loopback_server
+from ember_tools.reliability import server as loopback_server
 
 PROMPT = "Write a story of about 200 words about a lighthouse keeper who finds a message in a bottle."
 SEED = 42

@@ -1,6 +1,6 @@
 """`ember reliability durability`: SIGKILL the server in the middle of a burst of chats, restart it on the
 same database, and check that every answer a client fully received is stored, and that the database
-passes an integrity check (`ember.reliability.integrity`).
+passes an integrity check (`ember_tools.reliability.integrity`).
 
 Each round: `ember serve` starts as a subprocess on a free loopback port, on a database made for this run
 (a fresh SQLite file; a fresh PostgreSQL database when the server is reachable, dropped afterwards); a
@@ -41,9 +41,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from ember.config import Settings
-from ember.reliability.integrity import Integrity, check
-from ember.reliability.server import free_port, wait_healthy
 from ember.store.sql import open_engine
+from ember_tools.reliability.integrity import Integrity, check
+from ember_tools.reliability.server import free_port, wait_healthy
 
 PERSON = "durability-probe"
 MODE = "ember-instant"

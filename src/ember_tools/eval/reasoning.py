@@ -30,12 +30,12 @@ from tqdm import tqdm
 
 from ember import registry
 from ember.config import Settings
-from ember.eval.choice import Item, ModeResult, ask, chosen_letter, load_items, markdown, task_file
 from ember.modes.reasoning import number_of, short_answer
 from ember.services import Services
 from ember.serving.pipeline import Pipeline
 from ember.store.sql import SqlStore
 from ember.types import ReasoningEffort
+from ember_tools.eval.choice import Item, ModeResult, ask, chosen_letter, load_items, markdown, task_file
 
 MODES = ("ember-instant", "ember-thinking", "ember-contemplating")
 NUMERIC = 'Solve the problem. End with a last line of the form "Answer: <number>".'

@@ -1,1 +1,0 @@
-"""Quality evaluations on real data: `ember eval speech`. They measure and report; they assert nothing."""
