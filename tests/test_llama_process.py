@@ -121,6 +121,65 @@ async def decoded(client: httpx.AsyncClient) -> list[int]:
     return [t["n_decoded"] for s in slots if s["is_processing"] for t in s.get("next_token", [])]
 
 
+PING_PONG = """
+import os, socket
+a, b = socket.socketpair()
+if os.fork() == 0:
+    a.close()
+    while message := b.recv(64):
+        b.sendall(message)
+    os._exit(0)
+b.close()
+while True:
+    a.sendall(b"x" * 64)
+    if not a.recv(64):
+        break
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time process `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def environ(pid: int) -> dict[str, str]:
+    """The environment process `pid` started with."""
+    pairs = (v.decode().partition("=") for v in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if v)
+    return {name: value for name, _, value in pairs}
+
+
+async def cpu_per_token(engine: LlamaProcessEngine) -> float:
+    """The child's CPU seconds per generated token over two parallel 40-token answers."""
+    assert engine.child is not None
+    before = cpu_seconds(engine.child.proc.pid)
+    answers = await asyncio.gather(*(collect(engine, LONG, 40) for _ in range(2)))
+    tokens = sum(u.completion_tokens for deltas in answers for u in [d.usage for d in deltas] if u)
+    assert tokens == 80
+    return (cpu_seconds(engine.child.proc.pid) - before) / tokens
+
+
+async def test_the_child_does_not_spin_while_others_want_the_cores(engine: LlamaProcessEngine) -> None:
+    """llama.cpp's threads meet at an OpenMP barrier hundreds of times a token; with libgomp's default
+    300,000 spins there, processes that keep waking up (here pairs playing ping-pong on a socket, in the
+    suite a client polling Ember's /metrics) left a thread spinning on the core its peer needed: two
+    40-token answers took 90 s and 1.1 CPU seconds a token instead of 1.5 s and 0.02. The child's CPU
+    per token is the measure, as it does not depend on how much of the machine other programs take."""
+    assert engine.child is not None
+    assert {"GOMP_SPINCOUNT", "OMP_WAIT_POLICY"} & environ(engine.child.proc.pid).keys()
+    await collect(engine, HELLO, 4)  # warm
+    alone = await cpu_per_token(engine)
+    n_pairs = max(1, (os.cpu_count() or 2) // 2)
+    pairs = [await asyncio.create_subprocess_exec(sys.executable, "-c", PING_PONG) for _ in range(n_pairs)]
+    try:
+        crowded = [await cpu_per_token(engine) for _ in range(2)]
+    finally:
+        for pair in pairs:
+            pair.kill()  # its forked half reads the end of the socket and exits
+            await pair.wait()
+    assert max(crowded) < 3 * alone, f"CPU s/token alone {alone:.4f}, beside busy processes {crowded}"
+
+
 async def test_the_next_turn_reuses_the_prompt_cache(engine: LlamaProcessEngine) -> None:
     """Ember's request body leaves llama.cpp's prompt cache on: turn 2 starts from turn 1's cached tokens."""
     assert engine.child is not None

@@ -40,6 +40,16 @@ HEALTH_POLL_S = 0.05
 STOP_TIMEOUT_S = 10.0
 EXIT_WAIT_S = 2.0  # how long a failed request waits to learn whether the child died
 LOG_TAIL_LINES = 20
+# xllamacpp's llama.cpp is built with OpenMP (libgomp), and llama.cpp's threads meet at an OpenMP barrier
+# after every operation of the graph, hundreds of times a token. libgomp spins 300,000 times there by
+# default before it sleeps. With as many threads as cores, whenever anything else wants a core (Ember
+# relaying tokens, a client, another child, other programs) the thread that waits burns the core its
+# descheduled peer needs: on a 2-core machine two parallel 40-token answers on SmolLM2-135M took 12-57 s
+# instead of 1-3 s while other programs ran, and 90 s (90 CPU seconds in the child) instead of 1.6 s
+# beside two processes playing ping-pong on a socket (as a client polling Ember does). 1,000 spins
+# (libgomp's own choice when it knows it has more threads than cores) cost ~3% of one stream's decode on
+# an idle machine; 0 (sleep at once, OMP_WAIT_POLICY=passive) cost ~30%.
+OPENMP_WAIT = {"GOMP_SPINCOUNT": "1000"}
 
 
 class Child:
@@ -95,10 +105,12 @@ class Child:
 
 
 def child_env() -> dict[str, str]:
-    """This environment, with the directory Ember is imported from first on the child's PYTHONPATH."""
+    """This environment, with the directory Ember is imported from first on the child's PYTHONPATH, and
+    OpenMP threads told to sleep soon at a barrier (`OPENMP_WAIT`) unless this environment says otherwise."""
     root = str(Path(ember.__file__).resolve().parent.parent)
     paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
+    wait = {} if {"GOMP_SPINCOUNT", "OMP_WAIT_POLICY"} & os.environ.keys() else OPENMP_WAIT
+    return {**wait, **os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
 
 
 async def spawn(config: Mapping[str, object], on_exit: Callable[[Child], None], timeout_s: float) -> Child:
