@@ -185,7 +185,10 @@ async def test_the_next_turn_reuses_the_prompt_cache(engine: LlamaProcessEngine)
     assert engine.child is not None
     messages = [Message("system", "You are a patient tutor. " * 10), Message("user", "What is a noun?")]
     cached: list[int] = []
-    async with httpx.AsyncClient(base_url=engine.child.url, timeout=300) as client:
+    # llama.cpp closes the connection after a streamed answer without a `Connection: close`: a keep-alive pool
+    # would send turn 2 on it at once, racing that close ("Server disconnected without sending a response")
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=engine.child.url, timeout=300, limits=fresh) as client:
         for follow_up in ("Give an example.", ""):
             body = openai_body(messages, GenerationParams(max_tokens=8, temperature=0.0))
             lines = (await client.post("/v1/chat/completions", json=body)).text.splitlines()
