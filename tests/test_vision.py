@@ -18,7 +18,6 @@ from PIL import Image as PILImage
 
 from ember import registry
 from ember.config import EngineSpec, Settings
-from ember.engines.llama_cpp import LlamaCppEngine
 from ember.errors import AssetMissing
 from ember.intake.images import decode_image, load_image
 from ember.types import GenerationParams, Image, Message, Usage
@@ -184,10 +183,14 @@ def _usage(deltas: list[object]) -> Usage:
     return next(d.usage for d in reversed(deltas) if getattr(d, "usage", None) is not None)  # type: ignore[attr-defined]
 
 
-async def test_a_tiny_vlm_takes_images_natively(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["llama_cpp", "llama_cpp_inprocess"])  # in a child process, and in this one
+async def test_a_tiny_vlm_takes_images_natively(tmp_path: Path, kind: str) -> None:
     model, projector = write_pair(tmp_path)
     spec = EngineSpec(model=str(model), ctx_size=512, parallel=1, threads=1, options={"mmproj": str(projector)})
-    engine = LlamaCppEngine(spec, Settings(data_dir=tmp_path, cache_dir=tmp_path))
+    registry.load_plugins()
+    factory = registry.engines.get(kind)
+    assert factory is not None
+    engine = factory(spec, Settings(data_dir=tmp_path, cache_dir=tmp_path))
     assert engine.capabilities.image
     await engine.start()
     try:

@@ -24,6 +24,7 @@ T = TypeVar("T")
 
 DEFAULT_PLUGINS = (
     "ember.engines.llama_cpp",
+    "ember.engines.llama_process",
     "ember.engines.openai_compat",
     "ember.engines.fake",
     "ember.engines.whisper",

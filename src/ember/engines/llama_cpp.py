@@ -1,4 +1,5 @@
-"""llama.cpp in-process through xllamacpp: llama.cpp's own server engine, with continuous batching.
+"""llama.cpp in-process through xllamacpp (engine `llama_cpp_inprocess`; the default `llama_cpp` runs it in a
+child process, `llama_process.py`): llama.cpp's own server engine, with continuous batching.
 
 Each request runs `Server.handle_chat_completions` on a worker thread; chunks cross to the event loop
 through a queue. When the consumer stops iterating, the next chunk's callback returns True, which makes
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +26,7 @@ from ember import registry
 from ember.assets.assemble import resolve_model
 from ember.config import EngineSpec, Settings
 from ember.engines.base import delta_from_chunk, error_from_payload, openai_body
+from ember.engines.llama_params import server_params
 from ember.errors import EngineError, EngineUnavailable
 from ember.types import Capabilities, Delta, GenerationParams, Message
 from ember.vision.prompt import wire_messages
@@ -33,27 +34,10 @@ from ember.vision.prompt import wire_messages
 _END = object()
 
 
-def server_params(spec: EngineSpec, path: str, mmproj: str | None = None) -> Any:
-    """llama.cpp server parameters for `spec`: `parallel` slots of `ctx_size` tokens each, and the
-    multimodal projector `mmproj` if given."""
-    threads = spec.threads or os.cpu_count() or 1
-    p = xlc.CommonParams()
-    p.model.path = path
-    if mmproj is not None:
-        p.mmproj.path = mmproj
-    p.n_parallel = spec.parallel
-    p.n_ctx = spec.ctx_size * spec.parallel
-    p.kv_unified = False
-    p.cpuparams.n_threads = threads
-    p.cpuparams_batch.n_threads = threads
-    p.verbosity = int(spec.options.get("verbosity", -1))
-    return p
-
-
 class LlamaCppEngine:
     """One loaded GGUF model serving `spec.parallel` slots of `spec.ctx_size` tokens each."""
 
-    name = "llama_cpp"
+    name = "llama_cpp_inprocess"
 
     def __init__(self, spec: EngineSpec, settings: Settings) -> None:
         self.spec = spec
@@ -128,4 +112,4 @@ class LlamaCppEngine:
             await asyncio.to_thread(holder.clear)  # the destructor joins llama.cpp's loop thread
 
 
-registry.engines.add("llama_cpp", LlamaCppEngine)
+registry.engines.add("llama_cpp_inprocess", LlamaCppEngine)

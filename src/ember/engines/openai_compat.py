@@ -12,7 +12,7 @@ This module knows the wire protocol only; it keeps no state between requests.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import httpx
 
@@ -63,7 +63,7 @@ class OpenAICompatEngine(_Remote):
         vision = spec.options.get("vision") is True
         self.capabilities = Capabilities(image=vision, context_tokens=spec.ctx_size, parallel=spec.parallel)
 
-    async def stream(self, messages: list[Message], params: GenerationParams) -> AsyncIterator[Delta]:
+    async def stream(self, messages: list[Message], params: GenerationParams) -> AsyncGenerator[Delta, None]:
         client = self.client()
         body = {"model": self.spec.model, **openai_body(messages, params)}
         if any(m.images for m in messages):

@@ -1,11 +1,14 @@
-"""`ember bench engine`: llama.cpp called directly ("raw") versus the same model behind `ember serve` ("api").
+"""`ember bench engine`: llama.cpp called directly ("raw") versus the same model behind `ember serve`, once
+with llama.cpp in Ember's process (`llama_cpp_inprocess`) and once in a child process (`llama_cpp`).
 
-Both phases send the same fixed prompts (temperature 0, fixed seed) and measure time to first token,
+Every phase sends the same fixed prompts (temperature 0, fixed seed) and measures time to first token,
 single-stream decode speed and total throughput at 1, 2 and 4 concurrent streams (median over
 `--requests`), after one warm-up request. Each prompt starts with a request number so llama.cpp's
-prompt cache cannot reuse an earlier prompt: TTFT includes prompt processing. The results are printed
-as a table of api/raw ratios, which stay meaningful on a shared, noisy machine where absolute numbers
-do not, with the CPU other processes took meanwhile, and written as JSON with machine details.
+prompt cache cannot reuse an earlier prompt: TTFT includes prompt processing. A turn-2 case then times
+the first token of a conversation's next turn after ~1,500 tokens of history, with the history in the
+prompt cache (warm) and without (cold) (`ember_tools.bench.history`). The results are printed as a table of
+ratios to raw, which stay meaningful on a shared, noisy machine where absolute numbers do not, with the
+CPU other processes took meanwhile, and written as JSON with machine details.
 This is a benchmark, not a test: it asserts nothing and tunes nothing. It downloads and installs
 nothing (a catalogue role's packages must be installed; its file is assembled if needed). The HTTP
 client runs on the same machine as the server, so the api phase includes its cost."""
@@ -34,16 +37,17 @@ from pydantic import ValidationError
 
 from ember.assets.assemble import resolve_model
 from ember.config import EngineSpec, Settings
-from ember.engines.llama_cpp import server_params
+from ember.engines.llama_params import server_params
 from ember.modes.instant import SYSTEM_PROMPT
+from ember_tools.bench import history
+from ember_tools.bench.engine_report import report
 from ember_tools.reliability import server as loopback_server
 
 PROMPT = "Write a story of about 200 words about a lighthouse keeper who finds a message in a bottle."
 SEED = 42
 STREAMS = (1, 2, 4)
 MODE = "ember-instant"
-GOAL_API_DECODE = 0.95
-GOAL_SCALING = 1.5
+PHASES = {"inprocess": "llama_cpp_inprocess", "child": "llama_cpp"}  # API phase: the engine it runs on
 
 Body = dict[str, Any]
 OneRequest = Callable[[Body], Awaitable["Sample"]]
@@ -73,6 +77,7 @@ class Sample:
     last: float
     end: float
     tokens: int
+    prompt_tokens: int
 
     @property
     def ttft(self) -> float:
@@ -89,6 +94,7 @@ class _Clock:
     first: float | None = None
     last: float | None = None
     tokens: int = 0
+    prompt_tokens: int = 0
     error: str | None = None
 
     def see(self, chunk: dict[str, Any]) -> None:
@@ -102,13 +108,14 @@ class _Clock:
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self.tokens = int(usage.get("completion_tokens", 0))
+            self.prompt_tokens = int(usage.get("prompt_tokens", 0))
 
     def sample(self) -> Sample:
         if self.error is not None:
             raise BenchError(f"the engine reported an error: {self.error}")
         if self.first is None or self.last is None or self.tokens < 2:
             raise BenchError(f"a request produced {self.tokens} token(s) and no usable stream; cannot time it")
-        return Sample(self.start, self.first, self.last, time.perf_counter(), self.tokens)
+        return Sample(self.start, self.first, self.last, time.perf_counter(), self.tokens, self.prompt_tokens)
 
 
 def request_body(n: int, max_tokens: int) -> Body:
@@ -148,10 +155,27 @@ async def measure(phase: str, one: OneRequest, opts: Options) -> dict[str, Any]:
             if streams == 1:
                 runs["ttft_s"].append(samples[0].ttft)
                 runs["decode_tps"].append(samples[0].decode_tps)
+    runs |= await turn_two(phase, one, opts, numbers)
     result: dict[str, Any] = {key: statistics.median(values) for key, values in runs.items()}
     result["scaling_4_over_1"] = result["total_tps_4"] / result["total_tps_1"]
+    result["turn2_speedup"] = result["turn2_cold_ttft_s"] / result["turn2_warm_ttft_s"]
     result["runs"] = runs
     return result
+
+
+async def turn_two(phase: str, one: OneRequest, opts: Options, numbers: Iterator[int]) -> dict[str, list[float]]:
+    """TTFT of a next turn after ~1,500 tokens of history: after its first turn (warm), and as a conversation
+    never seen before (cold); one of each per round."""
+    runs: dict[str, list[float]] = {"turn2_warm_ttft_s": [], "turn2_cold_ttft_s": [], "turn2_prompt_tokens": []}
+    for i in range(opts.requests):
+        _progress(f"{phase}: turn 2 after a long history, round {i + 1}/{opts.requests}")
+        warm = next(numbers)
+        await one(history.first_turn(warm, SEED))
+        sample = await one(history.second_turn(warm, SEED))
+        runs["turn2_warm_ttft_s"].append(sample.ttft)
+        runs["turn2_prompt_tokens"].append(sample.prompt_tokens)
+        runs["turn2_cold_ttft_s"].append((await one(history.second_turn(next(numbers), SEED))).ttft)
+    return runs
 
 
 def _raw_params(opts: Options) -> Any:
@@ -216,11 +240,13 @@ def run_raw(opts: Options) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def serve(opts: Options) -> Iterator[tuple[str, int]]:
-    """`ember serve` in a subprocess with one chat-fast role on the benchmarked model; yields URL, pid."""
-    role = {"engine": "llama_cpp", "model": opts.path, "threads": opts.threads}
+def serve(opts: Options, engine: str) -> Iterator[tuple[str, int]]:
+    """`ember serve` in a subprocess with one chat-fast role on the benchmarked model, run by `engine`;
+    yields URL, pid."""
+    role = {"engine": engine, "model": opts.path, "threads": opts.threads}
     role |= {"ctx_size": opts.ctx_size, "parallel": opts.parallel}
-    with loopback_server.serve({"chat-fast": role}) as running:
+    idle = {"engine": "fake", "model": "fake"}  # the reasoning modes' role: unused here, so nothing to load
+    with loopback_server.serve({"chat-fast": role, "chat": idle}) as running:
         assert running.pid is not None  # it started the server
         yield running.url, running.pid
 
@@ -241,19 +267,31 @@ async def _api_one(client: httpx.AsyncClient, body: Body) -> Sample:
     return clock.sample()
 
 
-def run_api(opts: Options) -> dict[str, Any]:
-    """The same model behind `ember serve`, streamed over HTTP (SSE) with an async httpx client."""
-    _progress("api: starting `ember serve` and waiting for /health")
-    with serve(opts) as (url, pid):
+def _descendants(pid: int) -> list[int]:
+    """`pid` and every process below it (Linux; just `pid` elsewhere)."""
+    found, todo = [], [pid]
+    while todo:
+        found.append(current := todo.pop())
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def run_api(opts: Options, phase: str, engine: str) -> dict[str, Any]:
+    """The same model behind `ember serve` on `engine`, streamed over HTTP (SSE) with an async httpx client."""
+    _progress(f"{phase}: starting `ember serve` (engine {engine}) and waiting for /health")
+    with serve(opts, engine) as (url, pid):
 
         async def main() -> dict[str, Any]:
             timeout = httpx.Timeout(600.0, connect=10.0)
             async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
-                return await measure("api", lambda body: _api_one(client, body), opts)
+                return await measure(phase, lambda body: _api_one(client, body), opts)
 
-        before = _jiffies([os.getpid(), pid])
+        pids = [os.getpid(), *_descendants(pid)]  # this HTTP client, the server and its llama.cpp child
+        before = _jiffies(pids)
         result = asyncio.run(main())
-        result["cpu"] = _cpu_use(before, [os.getpid(), pid])  # the server and this HTTP client
+        result["cpu"] = _cpu_use(before, pids)
         return result
 
 
@@ -274,50 +312,6 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "xllamacpp": importlib.metadata.version("xllamacpp"),
     }
-
-
-ROWS = (
-    ("TTFT (s)", "ttft_s", "{:.3f}"),
-    ("decode tok/s, 1 stream", "decode_tps", "{:.1f}"),
-    ("total tok/s, 1 stream", "total_tps_1", "{:.1f}"),
-    ("total tok/s, 2 streams", "total_tps_2", "{:.1f}"),
-    ("total tok/s, 4 streams", "total_tps_4", "{:.1f}"),
-    ("scaling, 4 / 1 stream", "scaling_4_over_1", "{:.2f}x"),
-)
-
-
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
-def report(raw: dict[str, Any], api: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The printed table and goal lines, plus the ratios and goal results for the JSON."""
-    ratios = {key: api[key] / raw[key] for _, key, _ in ROWS}
-    lines = [f"{'metric':<26}{'raw':>10}{'api':>10}{'api/raw':>10}"]
-    for label, key, fmt in ROWS:
-        lines.append(f"{label:<26}{fmt.format(raw[key]):>10}{fmt.format(api[key]):>10}{ratios[key]:>9.2f}x")
-    goals = {
-        "api_decode_ratio": {"goal": GOAL_API_DECODE, "value": ratios["decode_tps"]},
-        "raw_scaling_4_over_1": {"goal": GOAL_SCALING, "value": raw["scaling_4_over_1"]},
-        "api_scaling_4_over_1": {"goal": GOAL_SCALING, "value": api["scaling_4_over_1"]},
-    }
-    for g in goals.values():
-        g["met"] = g["value"] >= g["goal"]
-    d, rs, as_ = goals["api_decode_ratio"], goals["raw_scaling_4_over_1"], goals["api_scaling_4_over_1"]
-    lines += [
-        "",
-        f"goal: API decode >= {GOAL_API_DECODE}x raw:   {d['value']:.3f}x  {_verdict(d['met'])}",
-        f"goal: 4 streams >= {GOAL_SCALING}x one stream: raw {rs['value']:.3f}x {_verdict(rs['met'])}, "
-        f"api {as_['value']:.3f}x {_verdict(as_['met'])}",
-        "",
-    ]
-    for phase, result in (("raw", raw), ("api", api)):
-        if cpu := result.get("cpu"):
-            lines.append(
-                f"CPU during {phase}: this benchmark {cpu['benchmark_cores']:.2f} cores, "
-                f"other processes {cpu['other_cores']:.2f} cores (of {os.cpu_count()})"
-            )
-    return "\n".join(lines), {"ratios": ratios, "goals": goals}
 
 
 def _options(model: str, threads: int | None, ctx_size: int, parallel: int, max_tokens: int, requests: int) -> Options:
@@ -341,13 +335,14 @@ def _options(model: str, threads: int | None, ctx_size: int, parallel: int, max_
 def engine(
     model: str, threads: int | None, ctx_size: int, parallel: int, max_tokens: int, requests: int, out: Path
 ) -> None:
-    """llama.cpp called directly vs. through `ember serve`: TTFT, decode and multi-stream throughput."""
+    """llama.cpp called directly vs. through `ember serve` (in-process and child-process engines): TTFT,
+    decode and multi-stream throughput, and a next turn's TTFT with and without the prompt cache."""
     opts = _options(model, threads, ctx_size, parallel, max_tokens, requests)
     load_before = os.getloadavg()
     started = time.time()
-    raw = run_raw(opts)
-    api = run_api(opts)
-    table, summary = report(raw, api)
+    phases = {"raw": run_raw(opts)}
+    phases |= {phase: run_api(opts, phase, engine) for phase, engine in PHASES.items()}
+    table, summary = report(phases)
     click.echo(
         f"\nmodel {opts.model} ({opts.path}), threads {opts.threads}, ctx {opts.ctx_size} x {opts.parallel} slots, "
         f"max_tokens {opts.max_tokens}, median of {opts.requests}\n"
@@ -355,7 +350,7 @@ def engine(
     click.echo(table)
     machine = {**machine_info(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
     result = {"started": started, "seconds": time.time() - started, "machine": machine, "settings": asdict(opts)}
-    result |= {"prompt": {"system": SYSTEM_PROMPT, "user": PROMPT, "seed": SEED}, "raw": raw, "api": api, **summary}
+    result |= {"prompt": {"system": SYSTEM_PROMPT, "user": PROMPT, "seed": SEED}, **phases, **summary}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     click.echo(f"\nload average before/after: {load_before[0]:.2f} / {machine['loadavg_after'][0]:.2f}; wrote {out}")
