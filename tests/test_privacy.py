@@ -25,6 +25,7 @@ from ember.config import Settings
 from ember.errors import InvalidRequest
 from ember.policy import privacy
 from ember.policy.keys import KeyStore
+from ember.store.consent import DEFAULT_CONSENT, Consent, consent_of
 from ember.store.schema import api_keys, conversations, messages
 from ember.store.sql import SqlStore, StoredAnswer, new_conversation_id
 from ember.types import Message, Person
@@ -98,16 +99,16 @@ def update(**flags: Any) -> privacy.ConsentUpdate:
 
 def test_consent_defaults_then_changes_one_flag_at_a_time(store: SqlStore) -> None:
     assert store.get_consent(Person("", "alice")) is None
-    assert privacy.consent_of(store, Person("", "alice")).as_dict() == DEFAULTS
+    assert consent_of(store, Person("", "alice")).as_dict() == DEFAULTS
 
     assert privacy.set_consent(store, Person("", "alice"), update(history=False)).as_dict() == {
         **DEFAULTS,
         "history": False,
     }
     changed = privacy.set_consent(store, Person("", "alice"), update(personalisation=True, health_storage=True))
-    assert changed == privacy.Consent(history=False, personalisation=True, health_storage=True)
+    assert changed == Consent(history=False, personalisation=True, health_storage=True)
     assert store.get_consent(Person("", "alice")) == changed.as_dict()
-    assert privacy.consent_of(store, Person("", "bob")) == privacy.DEFAULT_CONSENT
+    assert consent_of(store, Person("", "bob")) == DEFAULT_CONSENT
     with pytest.raises(InvalidRequest, match="at least one"):
         privacy.set_consent(store, Person("", "carol"), update())
     assert store.get_consent(Person("", "carol")) is None

@@ -26,7 +26,7 @@ from ember import registry
 from ember.agents.loop import Run, RunBudget, Step, run_steps
 from ember.agents.specialists import Context, Specialist, allowed
 from ember.engines.base import Engine
-from ember.modes.reasoning import complete, with_system
+from ember.engines.passes import complete, with_system
 from ember.types import Citation, Delta, GenerationParams, Message, TraceStep, Usage
 
 PLAN_TOKENS = 1536  # room for the longest plan the schema allows, so a plan is never cut off

@@ -18,7 +18,7 @@ from typing import Any
 
 from ember.agents.calculator import CONSTANTS, CalculationError, Result, evaluate, result
 from ember.engines.base import Engine
-from ember.modes.reasoning import complete, with_system
+from ember.engines.passes import complete, with_system
 from ember.types import GenerationParams, Message, Usage
 
 MAX_PROGRAM_CHARS = 2_000

@@ -1,1 +1,1 @@
-"""The HTTP API: OpenAI-shaped routes over the pipeline."""
+"""The HTTP API: OpenAI-shaped routes over the serving layer."""

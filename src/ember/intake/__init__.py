@@ -1,1 +1,1 @@
-"""Intake: turn what a client sent into what modes read (audio → text now; images later)."""
+"""Intake: turn what a client sent into what modes read: images checked and decoded, audio heard."""

@@ -22,8 +22,8 @@ from ember.agents.planner import plan_and_run
 from ember.agents.program import write_program
 from ember.agents.router import choose
 from ember.agents.specialists import Context
+from ember.engines.passes import with_system
 from ember.modes.base import Mode
-from ember.modes.reasoning import with_system
 from ember.services import Services
 from ember.types import ChatRequest, Citation, Delta, Route, TraceStep, Usage
 

@@ -25,16 +25,9 @@ from dataclasses import dataclass
 
 from ember import registry
 from ember.engines.base import Engine
+from ember.engines.passes import Pass, complete, with_system
 from ember.modes.base import Mode
-from ember.modes.reasoning import (
-    ANSWER_FORMAT,
-    CONTEMPLATING_BUDGET,
-    Pass,
-    complete,
-    effort_of,
-    short_answer,
-    with_system,
-)
+from ember.modes.reasoning import ANSWER_FORMAT, CONTEMPLATING_BUDGET, effort_of, short_answer
 from ember.services import Services
 from ember.types import ChatRequest, Delta, GenerationParams, Message, TraceStep, Usage
 

@@ -1,6 +1,6 @@
 """What the reasoning modes (`ember-thinking`, `ember-contemplating`) share: the token budgets each
-`reasoning_effort` buys, one collected generation pass, prompt assembly, and reading the short answer
-("Answer: 42", "Answer: B") a solution commits to.
+`reasoning_effort` buys and reading the short answer ("Answer: 42", "Answer: B") a solution commits to.
+One collected generation pass and prompt assembly are `ember.engines.passes`.
 
 The packaged models have no native thinking tokens, so thinking is an ordinary generation that a prompt
 asks for and a `max_tokens` cap bounds. This module registers no mode and knows nothing of HTTP.
@@ -9,11 +9,8 @@ asks for and a `max_tokens` cap bounds. This module registers no mode and knows 
 from __future__ import annotations
 
 import re
-import time
-from dataclasses import dataclass
 
-from ember.engines.base import Engine
-from ember.types import Answer, ChatRequest, GenerationParams, Message, ReasoningEffort, Usage
+from ember.types import ChatRequest, ReasoningEffort
 
 DEFAULT_EFFORT: ReasoningEffort = "medium"
 THINKING_BUDGET: dict[ReasoningEffort, int] = {"low": 256, "medium": 1024, "high": 2048}
@@ -29,32 +26,6 @@ _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 def effort_of(request: ChatRequest) -> ReasoningEffort:
     return request.reasoning_effort or DEFAULT_EFFORT
-
-
-def with_system(messages: list[Message], text: str) -> list[Message]:
-    """`messages` with `text` leading the system prompt (the caller's own system prompt follows it)."""
-    own = "\n\n".join(m.content for m in messages if m.role == "system")
-    system = f"{text}\n\n{own}" if own else text
-    return [Message("system", system), *(m for m in messages if m.role != "system")]
-
-
-@dataclass(frozen=True)
-class Pass:
-    """One collected generation: its text, tokens, why it stopped, and when it ran (perf_counter)."""
-
-    text: str
-    usage: Usage
-    finish: str | None
-    started: float
-    ended: float
-
-
-async def complete(engine: Engine, messages: list[Message], params: GenerationParams) -> Pass:
-    """Run one generation to its end and collect it (content and any native reasoning, in order)."""
-    started = time.perf_counter()
-    answer = await Answer.of(engine.stream(messages, params))
-    text = (answer.thought + answer.text).strip()  # engines stream native reasoning before the content
-    return Pass(text, answer.usage or Usage(), answer.finish_reason, started, time.perf_counter())
 
 
 def number_of(text: str) -> str | None:

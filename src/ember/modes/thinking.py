@@ -17,8 +17,9 @@ from dataclasses import dataclass, replace
 
 from ember import registry
 from ember.engines.base import Engine
+from ember.engines.passes import with_system
 from ember.modes.base import Mode
-from ember.modes.reasoning import THINKING_BUDGET, effort_of, with_system
+from ember.modes.reasoning import THINKING_BUDGET, effort_of
 from ember.services import Services
 from ember.types import ChatRequest, Delta, GenerationParams, Usage
 

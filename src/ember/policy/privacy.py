@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -32,34 +32,15 @@ from ember.config import Settings
 from ember.errors import InvalidRequest, PermissionDenied
 from ember.policy.keys import Principal
 from ember.shopping.data import ShoppingData
+from ember.store.consent import DEFAULT_CONSENT, FLAGS, Consent, consent_of
 from ember.store.sql import SqlStore
 from ember.types import Person
 
 log = logging.getLogger(__name__)
 
-FLAGS = ("history", "personalisation", "health_storage")
 DATA_SCOPES = ("chat", "shopping", "health")  # the scopes under which something about a person is kept
 DAY_S = 86_400
 PURGE_EVERY_S = 3_600.0  # how often the server re-runs the retention purge
-
-
-@dataclass(frozen=True)
-class Consent:
-    """What a person allows; these defaults hold until they change a flag."""
-
-    history: bool = True  # store their conversations
-    personalisation: bool = False  # let shopping mode use what it knows about them
-    health_storage: bool = False  # let health mode keep what they tell it
-
-    def as_dict(self) -> dict[str, bool]:
-        return asdict(self)
-
-    def given(self, flag: str) -> bool:
-        """Whether the flag named `flag` is on (KeyError for a name that is no flag)."""
-        return self.as_dict()[flag]
-
-
-DEFAULT_CONSENT = Consent()
 
 
 class ConsentUpdate(BaseModel):
@@ -111,11 +92,6 @@ class Subject:
                 "scope; pass `user` for one person"
             )
         return cls(person_of(principal, user), tenant=whole)
-
-
-def consent_of(store: SqlStore, person: Person) -> Consent:
-    flags = store.get_consent(person)
-    return DEFAULT_CONSENT if flags is None else Consent(**flags)
 
 
 def set_consent(store: SqlStore, person: Person, update: ConsentUpdate) -> Consent:

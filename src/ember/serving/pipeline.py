@@ -1,10 +1,11 @@
-"""The pipeline: open a request (its conversation: whose it is and its stored turns), route it to the mode
-it names, stream the answer and store the exchange; and speech to text for intake and transcription.
+"""The pipeline: open a request (its conversation: whose it is and its stored turns), run the mode it
+names with the server's `Services`, stream the answer and store the exchange as the person's consent
+allows; and speech to text for intake and transcription.
 
-Intake (validation) happens before this, in the API or CLI; policy (keys, limits, consent) will sit
-between intake and routing. The pipeline does not know about HTTP or SSE, nor about metrics: it reports
-what it did to an optional `PipelineObserver`. An answer's end reaches the caller only after its exchange
-is committed (see `Pipeline.chat`): a client told an answer is complete can always find it stored.
+Keys, limits and intake come before this (`ember.serving.chat`, or the CLI). The pipeline does not know
+about HTTP or SSE, nor about metrics: it reports what it did to an optional `PipelineObserver`. An
+answer's end reaches the caller only after its exchange is committed (see `Pipeline.chat`): a client told
+an answer is complete can always find it stored.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from ember.errors import ModelNotFound, shown
 from ember.health.triage import crisis_notice
 from ember.intake.audio import AudioClip
 from ember.modes.base import Mode
-from ember.policy.privacy import Consent, consent_of, refuse_continuing
+from ember.policy.privacy import refuse_continuing
 from ember.services import Services
+from ember.store.consent import Consent, consent_of
 from ember.store.sql import SqlStore, StoredAnswer, new_conversation_id
 from ember.types import (
     Answer,

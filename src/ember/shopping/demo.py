@@ -13,10 +13,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ember.policy.privacy import DEFAULT_CONSENT
 from ember.shopping import movielens
 from ember.shopping.ingest import read_rows
 from ember.shopping.service import Report, Shop
+from ember.store.consent import DEFAULT_CONSENT
 from ember.types import Person
 
 DEMO_FILES = (

@@ -3,7 +3,7 @@ recommender and the embedder — and `ingest`, the one path by which records get
 
 A server has one Shop (in `ember.services.Services`): the routes and the mode see one fitted model. It
 works on the store it is given and embeds with the server's shared `Embedders`. Consent comes from
-`ember.policy.privacy`; this module does not decide what a request may do (routes check scopes, the mode
+`ember.store.consent`; this module does not decide what a request may do (routes check scopes, the mode
 checks visibility through `data`).
 """
 
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ember.engines.embeddings import Embedders
-from ember.policy.privacy import consent_of
 from ember.shopping.data import ShoppingData
 from ember.shopping.ingest import RECORDS, ItemIn, RowError, validate
 from ember.shopping.recommender import Recommender
+from ember.store.consent import consent_of
 from ember.store.sql import SqlStore
 from ember.types import Person
 

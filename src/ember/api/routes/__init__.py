@@ -1,1 +1,1 @@
-"""Thin routes: parse, call the pipeline, shape the response."""
+"""Thin routes: parse the request, call the serving layer or the store, shape the response."""

@@ -16,19 +16,20 @@ from ember.api.deps import PipelineDep, PrincipalDep
 from ember.api.routes.conversations import UserQuery
 from ember.api.wire import ERRORS, ConsentFlags, PersonDeleted, PersonExport, PersonOut
 from ember.policy import privacy
+from ember.store.consent import Consent, consent_of
 from ember.types import Person
 
 router = APIRouter(responses=ERRORS)
 
 
-def _person(person: Person, consent: privacy.Consent) -> PersonOut:
+def _person(person: Person, consent: Consent) -> PersonOut:
     return PersonOut(id=person.label, consent=ConsentFlags.model_validate(consent.as_dict()))
 
 
 @router.get("/v1/me")
 async def get_me(pipeline: PipelineDep, principal: PrincipalDep, user: UserQuery = None) -> PersonOut:
     person = privacy.person_of(principal, user)
-    consent = await anyio.to_thread.run_sync(privacy.consent_of, pipeline.store, person)
+    consent = await anyio.to_thread.run_sync(consent_of, pipeline.store, person)
     return _person(person, consent)
 
 
