@@ -1,5 +1,5 @@
-"""Request-scoped access to the app's single Pipeline, Settings, KeyStore, Limiter and Admission, the chat
-serving object over them, and the request's Principal (no globals, no import-time state). A route whose
+"""Request-scoped access to the app's single Pipeline, Settings and KeyStore, the serving objects over them
+and its Limiter and Admission, and the request's Principal (no globals, no import-time state). A route whose
 scope is fixed declares it as a dependency (`AudioPrincipal`, or `Annotated[Principal, Depends(requires(...))]`),
 checked before its body runs."""
 
@@ -14,10 +14,9 @@ from fastapi import Depends, Request
 from ember.config import Settings
 from ember.errors import Unauthenticated
 from ember.policy.keys import KEY_PREFIX, LOCAL, KeyStore, Principal
-from ember.policy.limits import Limiter
-from ember.serving.admission import Admission
 from ember.serving.chat import ChatServing
 from ember.serving.pipeline import Pipeline
+from ember.serving.transcription import TranscriptionServing
 
 
 def _pipeline(request: Request) -> Pipeline:
@@ -30,19 +29,14 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-def _limiter(request: Request) -> Limiter:
-    limiter: Limiter = request.app.state.limiter
-    return limiter
-
-
-def _admission(request: Request) -> Admission:
-    admission: Admission = request.app.state.admission
-    return admission
-
-
 def _chat(request: Request) -> ChatServing:
     state = request.app.state
     return ChatServing(state.pipeline, state.settings, state.limiter, state.admission)
+
+
+def _transcription(request: Request) -> TranscriptionServing:
+    state = request.app.state
+    return TranscriptionServing(state.pipeline, state.settings, state.limiter, state.admission)
 
 
 def _secret(request: Request) -> str | None:
@@ -80,9 +74,8 @@ def requires(scope: str, *alternatives: str) -> Callable[[Principal], Awaitable[
     return principal_with
 
 
-AdmissionDep = Annotated[Admission, Depends(_admission)]
 ChatServingDep = Annotated[ChatServing, Depends(_chat)]
-LimiterDep = Annotated[Limiter, Depends(_limiter)]
+TranscriptionServingDep = Annotated[TranscriptionServing, Depends(_transcription)]
 PipelineDep = Annotated[Pipeline, Depends(_pipeline)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 SettingsDep = Annotated[Settings, Depends(_settings)]

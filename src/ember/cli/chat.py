@@ -17,7 +17,7 @@ from ember.config import EngineSpec, Settings
 from ember.intake.audio import AudioClip, load_audio
 from ember.intake.images import load_image
 from ember.transcripts import subtitles, verbose_json
-from ember.types import ChatRequest, Delta, GenerationParams, Message, Person, TranscribeOptions, Transcript
+from ember.types import Answer, ChatRequest, Delta, GenerationParams, Message, Person, TranscribeOptions, Transcript
 
 if TYPE_CHECKING:
     from ember.engines.openai_compat import OpenAITranscriber
@@ -130,12 +130,11 @@ async def _chat_loop(
         async for line in _lines(audio, ears, load_settings()):
             history.append(Message("user", line, pictures))
             pictures = ()
-            parts = []
+            answer = Answer()
             async for delta in turn(history):
-                click.echo(delta.content, nl=False)
-                parts.append(delta.content)
+                click.echo(answer.add(delta).content, nl=False)
             click.echo()
-            history.append(Message("assistant", "".join(parts)))
+            history.append(Message("assistant", answer.text))
     finally:
         await closer.close()
 

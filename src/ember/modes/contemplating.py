@@ -29,7 +29,7 @@ from ember.engines.passes import Pass, complete, with_system
 from ember.modes.base import Mode
 from ember.modes.reasoning import ANSWER_FORMAT, CONTEMPLATING_BUDGET, effort_of, short_answer
 from ember.services import Services
-from ember.types import ChatRequest, Delta, GenerationParams, Message, TraceStep, Usage
+from ember.types import Answer, ChatRequest, Delta, GenerationParams, Message, TraceStep, Usage
 
 AGENT_TEMPERATURE = 0.7
 CANDIDATE_CHARS = 1500  # each solution shown to the synthesis pass is cut to its last this many characters
@@ -82,13 +82,13 @@ class ContemplatingMode(Mode):
             seed=request.params.seed,
         )
         prompt = SYNTHESIS_PROMPT.format(candidates=candidates([s.text for s in finals]))
-        started, parts = clock.now(), []
+        started, merged = clock.now(), Answer()
         async for delta in engine.stream(with_system(request.messages, prompt), params):
-            parts.append(delta.content)
+            merged.add(delta)
             if delta.usage is None:
                 yield delta
                 continue
-            steps.append(TraceStep(None, "aggregate", "".join(parts), None, delta.usage, started, clock.now()))
+            steps.append(TraceStep(None, "aggregate", merged.text, None, delta.usage, started, clock.now()))
             yield _last(request, steps, Delta(content=delta.content, finish_reason=delta.finish_reason))
 
 

@@ -21,7 +21,7 @@ from ember.engines.passes import with_system
 from ember.modes.base import Mode
 from ember.modes.reasoning import THINKING_BUDGET, effort_of
 from ember.services import Services
-from ember.types import ChatRequest, Delta, GenerationParams, Usage
+from ember.types import Answer, ChatRequest, Delta, GenerationParams, Usage
 
 THINK_PROMPT = (
     "You are Ember. Before anyone answers the user's last message, think it through step by step: "
@@ -44,15 +44,13 @@ class ThinkingMode(Mode):
     async def run(self, request: ChatRequest, services: Services) -> AsyncIterator[Delta]:
         engine = await services.engines.get(self.roles[0])
         budget = THINKING_BUDGET[effort_of(request)]
-        reasoning: list[str] = []
-        thought = Usage()
+        reasoning = Answer()
         async for delta in think(engine, request, budget):
-            thought = delta.usage or thought
-            if delta.reasoning:
-                reasoning.append(delta.reasoning)
+            if reasoning.add(delta).reasoning:
                 yield delta
-        thought = Usage(thought.prompt_tokens, thought.completion_tokens, thought.completion_tokens)
-        prompt = ANSWER_PROMPT.format(reasoning="".join(reasoning).strip() or "(none)")
+        spent = reasoning.usage or Usage()
+        thought = Usage(spent.prompt_tokens, spent.completion_tokens, spent.completion_tokens)
+        prompt = ANSWER_PROMPT.format(reasoning=reasoning.thought.strip() or "(none)")
         async for delta in engine.stream(with_system(request.messages, prompt), request.params):
             if delta.usage is not None:
                 delta.usage = thought + delta.usage
