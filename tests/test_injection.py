@@ -278,7 +278,7 @@ def test_text_in_an_image_is_quoted_data_and_calls_no_tool(
     monkeypatch.setitem(describe._describers, CACHE, describe.Describer([TextReader()]))  # OCR only
     parts = [{"type": "image_url", "image_url": {"url": sign_png(SIGN)}}, {"type": "text", "text": "What is this?"}]
     seeing = {**ECHO, "options": {"echo_prompt": True, "describe_images": True}}
-    with world(tmp_path, caplog, monkeypatch, chat=seeing) as w:
+    with world(tmp_path, caplog, monkeypatch, chat_fast=seeing, chat=seeing) as w:  # neither model can see
         for model in ("ember-instant", "ember-auto"):
             resp = w.chat(parts, model, include_trace=True)
             assert resp.status_code == 200, resp.text

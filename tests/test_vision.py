@@ -11,6 +11,7 @@ import json
 import pickle
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,15 +19,17 @@ from PIL import Image as PILImage
 
 from ember import registry
 from ember.config import EngineSpec, Settings
+from ember.engines.base import openai_body
 from ember.errors import AssetMissing
 from ember.intake.images import decode_image, load_image
 from ember.types import GenerationParams, Image, Message, Usage
+from ember.vision import prompt as vision_prompt
 from ember.vision.assets import VISION_DIR, vision_file
 from ember.vision.base import Guess, ImageDescription, Observation, Pixels
 from ember.vision.colours import ColourCounter, ShapeFinder, Tone
 from ember.vision.describe import Describer
 from ember.vision.prepare import NPM_DIR, prepare
-from ember.vision.prompt import render, wire_messages
+from ember.vision.prompt import render
 from ember.vision.torch_pickle import load_state_dict
 from ember_tools.eval.vision import easy_vqa_items, is_correct, photo_items
 
@@ -125,13 +128,15 @@ def test_ocr_text_reaches_the_model_quoted_as_data() -> None:
 async def test_messages_for_engines_with_and_without_vision(vision_cache: Path) -> None:
     image = png_image(np.full((20, 30, 3), (0, 0, 255), dtype=np.uint8))
     messages = [Message("system", "Be brief."), Message("user", "What colour?", (image,))]
-    native = await wire_messages(messages, True, Settings(cache_dir=vision_cache))
+    native: Any = openai_body(messages, GenerationParams(), vision=True)["messages"]
     assert native[0] == {"role": "system", "content": "Be brief."}
     parts = native[1]["content"]
     assert isinstance(parts, list) and parts[1] == {"type": "text", "text": "What colour?"}
     assert parts[0]["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(image.data).decode()
-    described = await wire_messages(messages, False, Settings(cache_dir=vision_cache))
-    content = str(described[1]["content"])
+    described = await vision_prompt.described(messages, Settings(cache_dir=vision_cache))
+    assert described[1].content == "What colour?" and described[1].images == (image,)  # kept, with a description
+    blind: Any = openai_body(described, GenerationParams())["messages"]
+    content = str(blind[1]["content"])
     assert content.startswith("[Image 1, 30x20 pixels") and content.endswith("What colour?")
     assert "Colours: blue 100%" in content
 

@@ -21,6 +21,7 @@ from ember.api.app import body_limit, create_app
 from ember.config import Settings
 from ember.errors import InvalidImage
 from ember.intake.images import decode_data_uri, decode_image, load_image
+from ember.vision import describe
 
 from .conftest import make_settings
 
@@ -80,8 +81,11 @@ def test_a_good_image_is_accepted(client: TestClient) -> None:
     assert response.json()["choices"][0]["message"]["content"]
 
 
-def test_instant_answers_described_images_with_the_larger_model(tmp_path: Path) -> None:
-    fast = {**FAKE, "options": {"replies": ["from the fast model"]}}
+def test_instant_answers_described_images_with_the_larger_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(describe._describers, tmp_path / "cache", describe.Describer([]))  # no vision models here
+    fast = {**FAKE, "options": {"replies": ["from the fast model"], "describe_images": True}}  # cannot see
     large = {**FAKE, "options": {"replies": ["from the larger model"]}}
     with TestClient(create_app(make_settings(tmp_path, chat_fast=fast, chat=large))) as client:
         with_image = ask([{"type": "text", "text": "what is this?"}, image_part(uri(png()))])

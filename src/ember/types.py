@@ -23,11 +23,17 @@ class Image:
 
 @dataclass(frozen=True)
 class Message:
-    """One chat turn: its text (text parts are joined by intake) and the images it carries, in order."""
+    """One chat turn: its text (text parts are joined by intake), the images it carries, in order, and their
+    text descriptions once the vision specialists made them (for models that cannot see)."""
 
     role: Role
     content: str
     images: tuple[Image, ...] = ()
+    descriptions: tuple[str, ...] = ()
+
+    def as_text(self) -> str:
+        """The turn as a model that cannot see reads it: its images' descriptions, then its text."""
+        return "\n\n".join([*self.descriptions, self.content]).strip() if self.descriptions else self.content
 
 
 ReasoningEffort = Literal["low", "medium", "high"]

@@ -21,6 +21,7 @@ from typing import Protocol
 
 from ember.errors import ContextLengthExceeded, EmberError, EngineError, InvalidRequest
 from ember.intake.audio import AudioClip
+from ember.intake.images import data_uri
 from ember.types import Capabilities, Delta, GenerationParams, Message, TranscribeOptions, Transcript, Usage
 
 
@@ -53,10 +54,21 @@ class SpeechEngine(Protocol):
     async def close(self) -> None: ...
 
 
-def openai_body(messages: list[Message], params: GenerationParams) -> dict[str, object]:
-    """The OpenAI chat-completions request body for a streamed generation."""
+def _wire(message: Message, vision: bool) -> dict[str, object]:
+    """One OpenAI chat message: with `vision`, its images as `image_url` parts before its text; without, its
+    images' descriptions before its text (`Message.as_text`)."""
+    if not (vision and message.images):
+        return {"role": message.role, "content": message.as_text()}
+    parts: list[dict[str, object]] = [{"type": "image_url", "image_url": {"url": data_uri(i)}} for i in message.images]
+    if message.content:
+        parts.append({"type": "text", "text": message.content})
+    return {"role": message.role, "content": parts}
+
+
+def openai_body(messages: list[Message], params: GenerationParams, vision: bool = False) -> dict[str, object]:
+    """The OpenAI chat-completions request body for a streamed generation (images as parts with `vision`)."""
     body: dict[str, object] = {
-        "messages": [{"role": m.role, "content": m.content} for m in messages],
+        "messages": [_wire(m, vision) for m in messages],
         "stream": True,
         "stream_options": {"include_usage": True},
     }

@@ -2,9 +2,9 @@
 
 Options (`EngineSpec.options`): `replies` (list of answers, used in turn; default: echo the last user
 message), `echo_prompt` (answer with the whole prompt, every message as `role: content`: the worst case of
-a model that obeys "repeat the text above"), `describe_images` (images reach it as the vision specialists'
-text description, as they reach a real engine without vision), `delay_s` (pause before each word),
-`fail_with` (an error message raised as EngineError).
+a model that obeys "repeat the text above"), `describe_images` (it cannot see: it reads the images' text
+descriptions, as a real engine without vision does; without the option it takes images as they are),
+`delay_s` (pause before each word), `fail_with` (an error message raised as EngineError).
 "Tokens" are whitespace-separated words; prompt words beyond `ctx_size` raise ContextLengthExceeded,
 like a real engine. `FakeTranscriber` is its speech twin: option `text` is what it "hears" in any clip
 that is not silent. Neither loads a language or speech model, and neither is ever the only test of a feature.
@@ -39,11 +39,11 @@ class FakeEngine:
     def __init__(self, spec: EngineSpec, settings: Settings | None = None) -> None:
         self.spec = spec
         self.settings = settings
-        self.capabilities = Capabilities(context_tokens=spec.ctx_size, parallel=spec.parallel)
+        blind = bool(spec.options.get("describe_images", False))
+        self.capabilities = Capabilities(image=not blind, context_tokens=spec.ctx_size, parallel=spec.parallel)
         replies = spec.options.get("replies")
         self._replies = itertools.cycle(replies) if replies else None
         self.echo_prompt = bool(spec.options.get("echo_prompt", False))
-        self.describe_images = bool(spec.options.get("describe_images", False))
         self.delay_s = float(spec.options.get("delay_s", 0.0))
         self.fail_with: str | None = spec.options.get("fail_with")
         self.active = 0
@@ -66,10 +66,8 @@ class FakeEngine:
         return f"You said: {last_user}"
 
     async def stream(self, messages: list[Message], params: GenerationParams) -> AsyncIterator[Delta]:
-        if self.describe_images and self.settings is not None and any(m.images for m in messages):
-            from ember.vision.prompt import described
-
-            messages = await described(messages, self.settings)
+        if not self.capabilities.image:
+            messages = [Message(m.role, m.as_text()) for m in messages]  # what a model that cannot see reads
         self.calls.append((messages, params))
         prompt_tokens = sum(len(m.content.split()) + 4 for m in messages)
         if prompt_tokens >= self.spec.ctx_size:

@@ -8,7 +8,7 @@ is read to its end first: the callback comes with the first token, and xllamacpp
 (the `should_stop` it hands llama.cpp is always false), so `active` counts the generation until then. The
 model file comes from `ember.assets`; this module does not download or verify anything itself. A role whose
 options name an `mmproj` (the GGUF projector of a vision-language model) takes images natively; otherwise
-images are described in text by `ember.vision` before the model sees them.
+it reads the images' text descriptions (`Message.descriptions`, made by the pipeline).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from ember.engines.base import delta_from_chunk, error_from_payload, openai_body
 from ember.engines.llama_params import server_params
 from ember.errors import EngineError, EngineUnavailable
 from ember.types import Capabilities, Delta, GenerationParams, Message
-from ember.vision.prompt import wire_messages
 
 _END = object()
 
@@ -88,9 +87,7 @@ class LlamaCppEngine:
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
                 loop.call_soon_threadsafe(queue.put_nowait, item)
 
-        body = openai_body(messages, params)
-        if any(m.images for m in messages):
-            body["messages"] = await wire_messages(messages, self.capabilities.image, self.settings)
+        body = openai_body(messages, params, self.capabilities.image)
         loop.run_in_executor(self._pool, self._run, body, put, cancelled)
         try:
             while (item := await queue.get()) is not _END:

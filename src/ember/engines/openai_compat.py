@@ -5,7 +5,7 @@ Two engines share one connection set-up: chat (`/chat/completions`, streamed) an
 `spec.url` is the server's base URL including `/v1`; `spec.model` is the remote model name.
 Leaving the stream early closes the HTTP connection, which those servers treat as a cancellation.
 A chat role with `options = { vision = true }` sends images as `image_url` parts (a remote VLM, e.g. vLLM
-serving Qwen2.5-VL); without it images are described in text by `ember.vision` first.
+serving Qwen2.5-VL); without it the model reads the images' text descriptions (made by the pipeline).
 This module knows the wire protocol only; it keeps no state between requests.
 """
 
@@ -22,7 +22,6 @@ from ember.engines.base import delta_from_chunk, error_from_payload, openai_body
 from ember.errors import ConfigError, EngineError, EngineUnavailable
 from ember.intake.audio import AudioClip
 from ember.types import Capabilities, Delta, GenerationParams, Message, Segment, TranscribeOptions, Transcript
-from ember.vision.prompt import wire_messages
 
 
 class _Remote:
@@ -65,9 +64,7 @@ class OpenAICompatEngine(_Remote):
 
     async def stream(self, messages: list[Message], params: GenerationParams) -> AsyncGenerator[Delta, None]:
         client = self.client()
-        body = {"model": self.spec.model, **openai_body(messages, params)}
-        if any(m.images for m in messages):
-            body["messages"] = await wire_messages(messages, self.capabilities.image, self.settings)
+        body = {"model": self.spec.model, **openai_body(messages, params, self.capabilities.image)}
         self.active += 1
         try:
             async with client.stream("POST", "chat/completions", json=body) as response:

@@ -39,6 +39,7 @@ from ember.types import (
     Usage,
     last_user_text,
 )
+from ember.vision.prompt import described
 
 log = logging.getLogger(__name__)
 
@@ -171,15 +172,26 @@ class Pipeline:
 
     async def _answer(self, mode: Mode, request: ChatRequest) -> AsyncGenerator[Delta, None]:
         """The mode's answer, preceded by crisis resources when the person speaks of suicide or an overdose
-        (unless the mode triages itself, as ember-health does)."""
+        (unless the mode triages itself, as ember-health does). When one of the mode's models cannot see,
+        the images are described first (`ember.vision`): modes, the planner and engines see the text."""
         last = last_user_text(request.messages)
         # in a worker thread: the rules take seconds over a 5 MB message, and must not stall every other request
         notice = "" if mode.triages else await anyio.to_thread.run_sync(crisis_notice, last)
         if notice:
             yield Delta(content=notice + "\n\n")
             request = replace(request, crisis_shown=True)  # ember-auto may route to a mode that triages
+        if any(m.images for m in request.messages) and await self._blind(mode):
+            described_messages = await described(request.messages, self.services.settings)
+            request = replace(request, messages=described_messages)
         async for delta in mode.run(request, self.services):
             yield delta
+
+    async def _blind(self, mode: Mode) -> bool:
+        """Whether one of `mode`'s roles runs a model that cannot see (it reads image descriptions)."""
+        for role in mode.roles:
+            if not (await self.engines.get(role)).capabilities.image:
+                return True
+        return False
 
     async def _save(self, request: ChatRequest, mode: Mode, answer: StoredAnswer) -> None:
         """Store the exchange, unless the person turned history off while it was generated, or `mode` (the

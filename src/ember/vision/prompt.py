@@ -1,19 +1,17 @@
-"""How images reach a language model: as image parts for an engine with vision, else as a description.
-
-For an engine without vision, each image becomes a block of text before the message's own text: what
-the specialists guessed, with their confidences, marked as machine guesses that may be wrong. Text read
-from the image (OCR) is quoted as data and the model is told not to follow it: an image cannot smuggle
-instructions in. For an engine with vision, images go as OpenAI `image_url` parts (data URIs).
-This module formats; describing is `ember.vision.describe`'s job.
+"""How images reach a language model that cannot see: each image becomes a block of text, put before its
+message's own text (`Message.as_text`): what the specialists guessed, with their confidences, marked as
+machine guesses that may be wrong. Text read from the image (OCR) is quoted as data and the model is told
+not to follow it: an image cannot smuggle instructions in. This module formats; describing is
+`ember.vision.describe`'s job, sending images as parts to a model that sees is the engines'.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import replace
 
 from ember.config import Settings
-from ember.intake.images import data_uri
 from ember.types import Message
 from ember.vision.base import Guess, ImageDescription
 from ember.vision.describe import describe
@@ -94,7 +92,8 @@ def render(description: ImageDescription, n: int) -> str:
 
 
 async def described(messages: list[Message], settings: Settings) -> list[Message]:
-    """The messages with every image replaced by its description, numbered in order of appearance."""
+    """The messages with a description for every image (`Message.descriptions`), numbered in order of
+    appearance; their text and images are kept."""
     out, n = [], 0
     for m in messages:
         if not m.images:
@@ -104,26 +103,5 @@ async def described(messages: list[Message], settings: Settings) -> list[Message
         for image in m.images:
             n += 1
             blocks.append(render(await describe(image, settings), n))
-        out.append(Message(m.role, "\n\n".join([*blocks, m.content]).strip()))
+        out.append(replace(m, descriptions=tuple(blocks)))
     return out
-
-
-def with_image_parts(messages: list[Message]) -> list[dict[str, object]]:
-    """OpenAI chat messages, the images of each as `image_url` parts before its text."""
-    out: list[dict[str, object]] = []
-    for m in messages:
-        if not m.images:
-            out.append({"role": m.role, "content": m.content})
-            continue
-        parts: list[dict[str, object]] = [{"type": "image_url", "image_url": {"url": data_uri(i)}} for i in m.images]
-        if m.content:
-            parts.append({"type": "text", "text": m.content})
-        out.append({"role": m.role, "content": parts})
-    return out
-
-
-async def wire_messages(messages: list[Message], native: bool, settings: Settings) -> list[dict[str, object]]:
-    """The `messages` field of an OpenAI request: image parts for an engine with vision, else descriptions."""
-    if native:
-        return with_image_parts(messages)
-    return [{"role": m.role, "content": m.content} for m in await described(messages, settings)]

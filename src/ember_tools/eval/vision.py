@@ -31,6 +31,7 @@ from ember.intake.images import load_image
 from ember.services import Services
 from ember.types import ChatRequest, GenerationParams, Image, Message
 from ember.vision.describe import describe
+from ember.vision.prompt import described
 from ember_tools.eval.vision_questions import PHOTO_QUESTIONS
 
 GOAL = {"photos": 0.70}
@@ -106,6 +107,7 @@ async def _answer(item: Item, image: Image, mode: str, services: Services) -> tu
         params=GenerationParams(max_tokens=MAX_TOKENS, temperature=0.0, seed=0),
     )
     started = time.perf_counter()
+    request.messages = await described(request.messages, services.settings)  # as the pipeline does for a blind model
     text = "".join([delta.content async for delta in run.run(request, services)])
     return text.strip(), time.perf_counter() - started
 
