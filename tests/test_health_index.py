@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from ember.api.app import create_app
 from ember.assets.assemble import ensure_asset
 from ember.assets.catalogue import CATALOGUE
-from ember.engines.embeddings import Embedder, buckets
+from ember.engines.embeddings import Embedder, Embedders, buckets
 from ember.health import service
 from ember.health.knowledge import build_index, icd10cm_entries
 from ember.health.service import Knowledge
@@ -124,7 +124,7 @@ def test_a_server_builds_a_missing_index_in_the_background(
 
 async def test_the_build_does_not_stall_the_event_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(service, "WORKER_ARGS", SMALL)
-    knowledge = Knowledge(tmp_path / "cache")
+    knowledge = Knowledge(Embedders(tmp_path / "cache"))
     build = asyncio.create_task(knowledge.keep_built())
     worst = 0.0
     seen: list[dict[str, Any]] = []
@@ -141,7 +141,7 @@ async def test_the_build_does_not_stall_the_event_loop(tmp_path: Path, monkeypat
 
 async def test_a_failed_build_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(service, "WORKER_ARGS", ("--limit", "many"))  # the worker refuses its arguments
-    knowledge = Knowledge(tmp_path / "cache")
+    knowledge = Knowledge(Embedders(tmp_path / "cache"))
     await knowledge.keep_built()
     status = knowledge.status()
     assert status["ready"] is False and status["building"] is False
@@ -162,7 +162,7 @@ def workers_for(cache: Path) -> list[str]:
 
 
 async def test_stopping_the_server_ends_the_build(tmp_path: Path) -> None:
-    knowledge = Knowledge(tmp_path / "cache")  # a full build, stopped long before it could end
+    knowledge = Knowledge(Embedders(tmp_path / "cache"))  # a full build, stopped long before it could end
     build = asyncio.create_task(knowledge.keep_built())
     deadline = time.monotonic() + 30
     while not workers_for(tmp_path / "cache"):

@@ -33,7 +33,7 @@ class Services:
         """Services over `store` (a new one on `settings.db_url` if None); engines start on first use."""
         store = store or SqlStore(settings.db_url)
         embedders = Embedders(settings.cache_dir)
-        knowledge = Knowledge(settings.cache_dir, build=settings.build_health_index, embedders=embedders)
+        knowledge = Knowledge(embedders, build=settings.build_health_index)
         return cls(settings, EnginePool(settings), store, Shop(store, embedders), knowledge, embedders)
 
     async def aclose(self) -> None:

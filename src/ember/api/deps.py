@@ -6,7 +6,7 @@ checked before its body runs."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import anyio
 from fastapi import Depends, Request
@@ -14,9 +14,12 @@ from fastapi import Depends, Request
 from ember.config import Settings
 from ember.errors import Unauthenticated
 from ember.policy.keys import KEY_PREFIX, LOCAL, KeyStore, Principal
+from ember.serving.base import Serving
 from ember.serving.chat import ChatServing
 from ember.serving.pipeline import Pipeline
 from ember.serving.transcription import TranscriptionServing
+
+S = TypeVar("S", bound=Serving)
 
 
 def _pipeline(request: Request) -> Pipeline:
@@ -29,14 +32,14 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-def _chat(request: Request) -> ChatServing:
-    state = request.app.state
-    return ChatServing(state.pipeline, state.settings, state.limiter, state.admission)
+def _serving(kind: type[S]) -> Callable[[Request], S]:
+    """A dependency giving a `kind` serving object over the app's pipeline, settings, limiter and admission."""
 
+    def serving(request: Request) -> S:
+        state = request.app.state
+        return kind(state.pipeline, state.settings, state.limiter, state.admission)
 
-def _transcription(request: Request) -> TranscriptionServing:
-    state = request.app.state
-    return TranscriptionServing(state.pipeline, state.settings, state.limiter, state.admission)
+    return serving
 
 
 def _secret(request: Request) -> str | None:
@@ -74,8 +77,8 @@ def requires(scope: str, *alternatives: str) -> Callable[[Principal], Awaitable[
     return principal_with
 
 
-ChatServingDep = Annotated[ChatServing, Depends(_chat)]
-TranscriptionServingDep = Annotated[TranscriptionServing, Depends(_transcription)]
+ChatServingDep = Annotated[ChatServing, Depends(_serving(ChatServing))]
+TranscriptionServingDep = Annotated[TranscriptionServing, Depends(_serving(TranscriptionServing))]
 PipelineDep = Annotated[Pipeline, Depends(_pipeline)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 SettingsDep = Annotated[Settings, Depends(_settings)]

@@ -1,7 +1,7 @@
 """A server's health knowledge: the triage embedder, and the knowledge index once it is built. A server
 whose index is missing builds it in the background (`keep_built`) and answers meanwhile.
 
-    knowledge = Knowledge(cache_dir, embedders=embedders)   # one per server (`ember.services.Services`)
+    knowledge = Knowledge(embedders)   # one per server (`ember.services.Services`), over embedders.cache_dir
     await knowledge.keep_built()       # in the server's task group: build if missing, log the progress
     knowledge.status()                 # {"ready", "building", "done", "total"} (and "error"), for /health
     index = await knowledge.index()    # the opened KnowledgeIndex, or None while it is not built
@@ -51,34 +51,30 @@ class Progress:
 
 @dataclass
 class Knowledge:
-    """The health knowledge of one server, over `cache_dir`, embedding with `embedders` (the server's shared
-    ones; its own if None). `build` off: a missing index stays missing."""
+    """The health knowledge of one server, embedding with `embedders` (the server's shared ones) and kept
+    under their cache directory. `build` off: a missing index stays missing."""
 
-    cache_dir: Path
+    embedders: Embedders
     build: bool = True
-    embedders: Embedders | None = None
     progress: Progress = field(default_factory=Progress)
     _target: Path | None = field(default=None, repr=False)
     _triager: Triager | None = field(default=None, repr=False)
     _index: KnowledgeIndex | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def __post_init__(self) -> None:
-        self.embedders = self.embedders or Embedders(self.cache_dir)
-
-    def _embedders(self) -> Embedders:
-        assert self.embedders is not None  # set in __post_init__
-        return self.embedders
+    @property
+    def cache_dir(self) -> Path:
+        return self.embedders.cache_dir
 
     def target(self) -> Path:
         """Where the index for these sources and this embedding model lives (blocking the first time)."""
         if self._target is None:
-            self._target = index_dir(self.cache_dir, self._embedders().directory())
+            self._target = index_dir(self.cache_dir, self.embedders.directory())
         return self._target
 
     def embedder(self) -> Embedder:
         """The embedder on all cores (blocking the first time: it may assemble the model)."""
-        return self._embedders().get()
+        return self.embedders.get()
 
     def load_triager(self) -> Triager:
         """The red-flag triager (blocking the first time: call from a thread)."""

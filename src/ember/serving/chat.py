@@ -21,43 +21,34 @@ from typing import Any
 
 import anyio
 
-from ember.config import Settings
 from ember.intake.audio import AudioClip
 from ember.intake.chat import Turn, has_audio, take, text_chars
 from ember.policy.keys import Principal
-from ember.policy.limits import Limiter, Meter, estimate_tokens
-from ember.serving.admission import Admission
-from ember.serving.pipeline import Pipeline
+from ember.policy.limits import Meter, estimate_tokens
+from ember.serving.base import Serving
 from ember.types import Answer, ChatRequest, Delta, TranscribeOptions, Transcript
 
 
 @dataclass
 class Served:
     """A started answer: what was heard, the response headers (the conversation id, when the
-    exchange is kept, and the key's quota), the first delta (None: an empty answer) and the rest."""
+    exchange is kept, and the key's quota), the first delta (None: an empty answer), the rest, and
+    `answer`: every delta read so far, folded (by the meter that counts them)."""
 
     heard: list[dict[str, Any]]
     headers: dict[str, str]
     first: Delta | None
     deltas: AsyncGenerator[Delta, None]
+    answer: Answer
 
     async def rest(self) -> Answer:
         """The whole answer, the first delta included."""
-        answer = Answer()
-        delta = self.first
-        while delta is not None:
-            answer.add(delta)
-            delta = await anext(self.deltas, None)
-        return answer
+        async for _ in self.deltas:
+            pass
+        return self.answer
 
 
-class ChatServing:
-    def __init__(self, pipeline: Pipeline, settings: Settings, limiter: Limiter, admission: Admission) -> None:
-        self.pipeline = pipeline
-        self.settings = settings
-        self.limiter = limiter
-        self.admission = admission
-
+class ChatServing(Serving):
     async def start(
         self, request: ChatRequest, turns: list[Turn], principal: Principal, stack: AsyncExitStack
     ) -> Served:
@@ -78,7 +69,7 @@ class ChatServing:
         stack.push_async_callback(deltas.aclose)
         first = await anext(deltas, None)
         stored = {"x-ember-conversation-id": conversation_id} if conversation_id else {}  # none: not kept
-        return Served(taken.heard, {**stored, **quota.headers()}, first, deltas)
+        return Served(taken.heard, {**stored, **quota.headers()}, first, deltas, meter.answer)
 
     async def _transcribe(self, clip: AudioClip) -> Transcript:
         return await self.pipeline.transcribe(clip, TranscribeOptions())

@@ -10,13 +10,10 @@ from typing import Protocol
 
 import anyio
 
-from ember.config import Settings
 from ember.errors import ModelNotFound, PayloadTooLarge, shown
 from ember.intake.audio import decode_audio
 from ember.policy.keys import Principal
-from ember.policy.limits import Limiter
-from ember.serving.admission import Admission
-from ember.serving.pipeline import Pipeline
+from ember.serving.base import Serving
 from ember.types import TranscribeOptions, Transcript
 
 ALIASES = {"whisper-1": "asr"}  # what OpenAI clients send by default
@@ -30,13 +27,7 @@ class Upload(Protocol):
     async def read(self, size: int = -1) -> bytes: ...
 
 
-class TranscriptionServing:
-    def __init__(self, pipeline: Pipeline, settings: Settings, limiter: Limiter, admission: Admission) -> None:
-        self.pipeline = pipeline
-        self.settings = settings
-        self.limiter = limiter
-        self.admission = admission
-
+class TranscriptionServing(Serving):
     def role(self, model: str) -> str:
         """The configured speech role `model` names (OpenAI's `whisper-1` means `asr`); ModelNotFound if none."""
         pool = self.pipeline.engines

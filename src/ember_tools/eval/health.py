@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from ember import registry
 from ember.config import Settings
+from ember.engines.embeddings import Embedders
 from ember.health.knowledge import built
 from ember.health.service import Knowledge
 from ember.services import Services
@@ -54,7 +55,7 @@ def health(limit: int, seed: int, max_tokens: int, json_out: Path | None) -> Non
     """Accuracy of ember-instant vs ember-health on MedQA-en, with tokens and latency."""
     registry.load_plugins()
     settings = Settings()
-    target = Knowledge(settings.cache_dir, build=False).target()
+    target = Knowledge(Embedders(settings.cache_dir), build=False).target()
     if not built(target):  # ember-health would answer without sources: not what this compares
         raise click.ClickException(f"the health knowledge index is not built: run `ember health build` ({target})")
     rows = asyncio.run(run(settings, limit, seed, max_tokens))

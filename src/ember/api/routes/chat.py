@@ -50,7 +50,7 @@ from ember.api.protocol import (
 from ember.api.wire import ERRORS, ChatCompletion
 from ember.errors import EmberError
 from ember.serving.chat import Served
-from ember.types import Answer, Delta, Usage
+from ember.types import Delta, Usage
 
 log = logging.getLogger(__name__)
 router = APIRouter(responses=ERRORS)
@@ -147,17 +147,15 @@ async def _sse(
     cid: str, model: str, served: Served, include_usage: bool, extra: dict[str, Any]
 ) -> AsyncGenerator[bytes, None]:
     created = int(time.time())
-    answer = Answer()
     try:
         yield _event(chunk_json(cid, model, created, Delta(), role=True, extra=extra))
         delta = served.first
         while delta is not None:
-            answer.add(delta)
             if delta.content or delta.reasoning or delta.finish_reason or delta.citations or delta.trace or delta.route:
                 yield _event(chunk_json(cid, model, created, delta))  # extensions may ride on a usage-only delta
             delta = await anext(served.deltas, None)
         if include_usage:
-            yield _event(chunk_json(cid, model, created, None, usage=answer.usage or Usage()))
+            yield _event(chunk_json(cid, model, created, None, usage=served.answer.usage or Usage()))
     except EmberError as exc:  # headers are sent: report in-band, as OpenAI-compatible servers do
         yield _event(error_json(exc.message, exc.type, exc.param, exc.code))
     finally:
