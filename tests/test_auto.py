@@ -170,15 +170,19 @@ def test_word_problems_are_solved_by_running_the_models_program_exactly(tmp_path
 
 
 def test_a_program_that_does_not_run_is_escalated_to_thinking(tmp_path: Path) -> None:
-    replies = ["import os\nanswer = os.getpid()", "first, halve 48", "72"]
+    fails = "import os\nanswer = os.getpid()"
+    replies = [fails, fails, "no code", "first, halve 48\nAnswer: 72"]
     with TestClient(create_app(settings_with(tmp_path, replies))) as client:
         body = ask(client, GSM8K_LIKE)
         assert body["route"]["target"] == "ember-thinking"
         assert "the program failed" in body["route"]["reason"] and "import os" in body["route"]["reason"]
-        assert body["choices"][0]["message"]["content"] == "72"
-        assert body["choices"][0]["message"]["reasoning_content"] == "first, halve 48"
-        assert len(engine(client, "chat").calls) == 3  # program, thinking, answer
-        assert body["usage"]["completion_tokens"] == 4 + 3 + 1  # the failed program's words count too
+        message = body["choices"][0]["message"]
+        assert message["content"] == "first, halve 48\nAnswer: 72"  # the checked attempt is the answer
+        # thinking at low effort tries its own program (greedy: it fails the same way), a planned one, then prose
+        reasoning = message["reasoning_content"]
+        assert reasoning.count("did not run") == 2 and "Checked answer: 72 (1 of 1" in reasoning
+        assert len(engine(client, "chat").calls) == 4  # the route's program, then three attempts
+        assert body["usage"]["completion_tokens"] == 4 + 4 + 2 + 4  # the failed program's words count too
 
 
 def test_multiple_choice_is_answered_directly_within_a_short_cap(tmp_path: Path) -> None:
@@ -351,3 +355,18 @@ async def test_budgets_stop_runaway_plans(scripted: Context) -> None:
     cycle = [Step(1, "fast", {}, (2,)), Step(2, "fast", {}, (1,))]
     run = await run_steps(cycle, scripted, RunBudget())
     assert all("never run" in o.text for o in run.results.values())
+
+
+async def test_a_sub_task_reads_the_conversations_image_descriptions(tmp_path: Path) -> None:
+    """The planner's sub-tasks carry no images, but a mode behind one reads their descriptions beside its task."""
+    registry.load_plugins()
+    echo = {"engine": "fake", "model": "fake", "options": {"echo_prompt": True, "describe_images": True}}  # blind
+    services = Services.open(make_settings(tmp_path, chat_fast=echo))
+    seen = ("[image 1, described by a machine: a red car]",)
+    try:
+        answer = registry.specialists.get("answer")
+        assert answer is not None
+        told = await answer.call({"task": "What colour is the car?"}, Context(services, seen=seen), 200)
+    finally:
+        await services.aclose()
+    assert "a red car" in told.text and "What colour is the car?" in told.text

@@ -38,10 +38,10 @@ def test_multi_part_request_gets_a_schema_valid_plan_and_a_merged_answer(live_se
 
 
 def test_openai_client_gets_exact_arithmetic_and_the_route(live_server: str) -> None:
-    client = openai.OpenAI(base_url=f"{live_server}/v1", api_key="not-needed", max_retries=0)
-    resp = client.chat.completions.create(
-        model="ember-auto", messages=[{"role": "user", "content": "Calculate 123456789 * 987654321"}]
-    )
+    with openai.OpenAI(base_url=f"{live_server}/v1", api_key="not-needed", max_retries=0) as client:
+        resp = client.chat.completions.create(
+            model="ember-auto", messages=[{"role": "user", "content": "Calculate 123456789 * 987654321"}]
+        )
     assert str(123456789 * 987654321) in (resp.choices[0].message.content or "")
     route = (resp.model_extra or {})["route"]
     assert route["target"] == "calculator" and route["reason"]

@@ -17,7 +17,7 @@ from ember import registry
 from ember.cli import main
 from ember.services import Services
 from ember.serving.pipeline import Pipeline
-from ember.store.sql import SqlStore, open_engine
+from ember.store.sql import SqlStore, open_db
 from ember.types import ChatRequest, GenerationParams, Message, Person
 from ember_tools.reliability import durability
 from ember_tools.reliability.integrity import check
@@ -62,7 +62,7 @@ def test_the_end_of_an_answer_comes_only_after_it_is_committed(tmp_path: Path) -
 def test_sqlite_is_synced_on_every_commit(tmp_path: Path) -> None:
     store = SqlStore(f"sqlite:///{tmp_path / 'e.db'}")
     try:
-        found = check(store.engine).facts
+        found = check(store.db).facts
     finally:
         store.close()
     assert (found["journal_mode"], found["synchronous"]) == ("wal", "FULL")
@@ -74,7 +74,7 @@ def test_the_integrity_check_finds_orphans_gaps_and_half_exchanges(tmp_path: Pat
     for cid in ("conv_a", "conv_b", "conv_c"):
         ask(store, cid, [Message("user", f"q {cid}")], f"a {cid}")
     ask(store, "conv_a", [Message("user", "q"), Message("assistant", "a"), Message("user", "again")], "more")
-    assert check(store.engine).ok and check(store.engine).facts["conversations"] == 3
+    assert check(store.db).ok and check(store.db).facts["conversations"] == 3
     store.close()
     raw = sqlite3.connect(tmp_path / "hurt.db")  # foreign keys are off on a plain connection
     with raw:
@@ -83,13 +83,15 @@ def test_the_integrity_check_finds_orphans_gaps_and_half_exchanges(tmp_path: Pat
         orphan = "INSERT INTO messages (conversation_id, seq, role, content, created_at) VALUES (?, 0, 'user', 'x', 0)"
         raw.execute(orphan, ("conv_x",))
     raw.close()
-    engine = open_engine(url)
+    engine = open_db(url)
     found = check(engine)
     engine.dispose()
     assert not found.ok
     text = "\n".join(found.problems)
     assert "conversation conv_b ends with a user message" in text
     assert "conversation conv_a: messages numbered 0..3, 3 of them" in text
+    assert "1 messages follow no earlier turn of their conversation" in text  # conv_a's seq 2 followed seq 1
+    assert "1 conversations show a branch that ends at none of their turns" in text  # conv_b's answer went
     assert "1 rows of messages name a missing conversations row" in text
     assert "foreign_key_check" in text
     assert "conv_c" not in text

@@ -47,6 +47,8 @@ CACHE = Path.home() / ".cache" / "ember"
 HEALTH_INDEX = any((CACHE / "health").glob("knowledge-*/vectors.npy"))
 MODES = ["ember-instant", "ember-thinking", "ember-contemplating", "ember-auto", "ember-shopping"]
 MODES += ["ember-health"] if HEALTH_INDEX else []  # without its index, ember-health is a 500 asset_unavailable
+# what positive cases ask for
+MODELS = {"/v1/chat/completions": MODES, "/v1/responses": MODES, "/v1/embeddings": ["ember-embed"]}
 CHECKS = [
     negative_data_rejection,
     not_a_server_error,
@@ -67,7 +69,7 @@ def _app(tmp: Path, keyed: bool = False) -> tuple[FastAPI, dict[str, str]]:
         settings.require_keys = True
         store = SqlStore(settings.db_url)
         try:
-            key = KeyStore(store.engine, settings).create("fuzz", SCOPES, "local")[0]
+            key = KeyStore(store.db, settings).create("fuzz", SCOPES, "local")[0]
         finally:
             store.close()
         headers["Authorization"] = f"Bearer {key}"
@@ -80,8 +82,8 @@ def _operations() -> list[tuple[str, str]]:
     return [(method.upper(), path) for path, ops in spec["paths"].items() for method in ops]
 
 
-def _with_mode(pair: tuple[schemathesis.Case, str]) -> schemathesis.Case:
-    """A generated chat request aimed at a real mode (a random `model` is only ever a 404)."""
+def _with_model(pair: tuple[schemathesis.Case, str]) -> schemathesis.Case:
+    """A generated request aimed at a real mode or embedding model (a random `model` is only ever a 404)."""
     case, mode = pair
     if isinstance(case.body, dict):
         case.body["model"] = mode
@@ -109,8 +111,8 @@ def test_operation_conforms(
     operation = schema[path][method]
     deadline = time.monotonic() + SECONDS
     cases = operation.as_strategy(generation_mode=mode)
-    if path == "/v1/chat/completions" and mode == schemathesis.GenerationMode.POSITIVE:
-        cases = st.tuples(cases, st.sampled_from(MODES)).map(_with_mode)
+    if path in MODELS and mode == schemathesis.GenerationMode.POSITIVE:
+        cases = st.tuples(cases, st.sampled_from(MODELS[path])).map(_with_model)
 
     @settings(
         max_examples=EXAMPLES,

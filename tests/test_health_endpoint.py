@@ -12,7 +12,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from ember.api.app import create_app
-from ember.api.health_probe import MAX_AGE_S, HealthProbe
+from ember.api.readiness import MAX_AGE_S, HealthProbe
 from ember.config import Tier
 
 from .conftest import make_settings, serve_in_thread

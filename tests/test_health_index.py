@@ -19,9 +19,9 @@ from ember.api.app import create_app
 from ember.assets.assemble import ensure_asset
 from ember.assets.catalogue import CATALOGUE
 from ember.engines.embeddings import Embedder, Embedders, buckets
-from ember.health import service
-from ember.health.knowledge import build_index, icd10cm_entries
-from ember.health.service import Knowledge
+from ember.medical import service
+from ember.medical.knowledge import build_index, icd10cm_entries
+from ember.medical.service import Knowledge
 from ember.modes.health import DISCLAIMER, PREPARING, UNAVAILABLE
 
 from .conftest import make_settings
@@ -156,7 +156,7 @@ def workers_for(cache: Path) -> list[str]:
             command = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"ember.health.worker" in command and str(cache).encode() in command:
+        if b"ember.medical.worker" in command and str(cache).encode() in command:
             found.append(proc.name)
     return found
 

@@ -47,7 +47,8 @@ from ember.vision.text import TextReader
 
 from .audio import tone
 from .conftest import TINY, make_settings
-from .test_privacy import log_everything, make_key, serve
+from .test_privacy import make_key, serve
+from .test_privacy_logs import log_everything
 
 CACHE = Path.home() / ".cache" / "ember"  # the packaged MiniLM, for the shop
 INJECTION = (

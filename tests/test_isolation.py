@@ -1,7 +1,8 @@
 """Tenants never touch each other: key owners and people whose names differ only by case, Unicode form or a
 prefix, or hold `/`, `%` or `_`, each write conversations, consent, events and posts through the API (keys
-required, SQLite and PostgreSQL); then every read, list, export, continue, delete and recommendation route is
-asked by every one of them, and each answer must hold that identity's own marker and no one else's."""
+required, SQLite and PostgreSQL); then every read, list, export, continue (or edit), branch, delete and
+recommendation route is asked by every one of them, and each answer must hold that identity's own marker
+and no one else's."""
 
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ def populate(client: TestClient, settings: Settings) -> list[Who]:
     every tenant, each carrying the identity's marker; the demo shop (in the operator's tenant) as well."""
     shop = client.app.state.services.shop  # type: ignore[attr-defined]
     load_shop(shop)
-    keys = KeyStore(shop.store.engine, settings)
+    keys = KeyStore(shop.store.db, settings)
     secrets = {owner: keys.create(owner, ALL_SCOPES, "local")[0] for owner in OWNERS}
     people = []
     for n, (owner, user) in enumerate(itertools.product(OWNERS, PEOPLE)):
@@ -96,6 +97,10 @@ def test_no_route_shows_one_tenant_or_person_to_another(settings: Settings) -> N
             assert exported == (tenant if who.user is None else {who.mark})  # no user: the owner's whole tenant
             own = client.get(f"/v1/conversations/{who.conversation}", params=who.params(), headers=who.auth)
             assert marks(own) == {who.mark}
+            found = client.get("/v1/conversations", params={**who.params(), "q": "zq"}, headers=who.auth)
+            assert marks(found) == {who.mark}
+            file = client.get(f"/v1/conversations/{who.conversation}/export", params=who.params(), headers=who.auth)
+            assert marks(file) == {who.mark}
             me = client.get("/v1/me", params=who.params(), headers=who.auth).json()
             assert me["consent"]["personalisation"] is (who is people[1])
             if who.user is not None:
@@ -110,8 +115,15 @@ def test_no_route_shows_one_tenant_or_person_to_another(settings: Settings) -> N
                 theirs = client.get(f"/v1/conversations/{other.conversation}", params=other.params(), headers=who.auth)
                 assert theirs.status_code == 404, (who, other)
             elif who.owner == other.owner:  # another person of one's own tenant, asked as oneself
-                theirs = client.get(f"/v1/conversations/{other.conversation}", params=who.params(), headers=who.auth)
+                url = f"/v1/conversations/{other.conversation}"
+                theirs = client.get(url, params=who.params(), headers=who.auth)
                 assert theirs.status_code == 404, (who, other)
+                renamed = client.patch(url, params=who.params(), json={"title": "zq999x"}, headers=who.auth)
+                assert renamed.status_code == 404, (who, other)
+                assert client.delete(url, params=who.params(), headers=who.auth).status_code == 404, (who, other)
+                shown = client.post(f"{url}/branch", params=who.params(), json={"seq": 0}, headers=who.auth)
+                assert shown.status_code == 404, (who, other)
+                assert client.get(f"{url}/export", params=who.params(), headers=who.auth).status_code == 404
 
 
 def test_continuing_or_erasing_reaches_only_ones_own(settings: Settings) -> None:
@@ -122,6 +134,8 @@ def test_continuing_or_erasing_reaches_only_ones_own(settings: Settings) -> None
             body = {"model": "ember-instant", "messages": [{"role": "user", "content": "append zq999x"}]}
             body |= {**other.params(), "conversation_id": other.conversation}
             assert client.post("/v1/chat/completions", json=body, headers=who.auth).status_code == 404
+            edit = {**body, "messages": [{"role": "user", "content": "edit zq998x"}], "replace": 0}
+            assert client.post("/v1/chat/completions", json=edit, headers=who.auth).status_code == 404
         single = [w for w in people if w.user == "Bob"]  # one person in every tenant
         whole = next(w for w in people if w.owner == "alice" and w.user is None)  # and one whole owner
         for who in [*single, whole]:

@@ -191,7 +191,7 @@ def test_only_the_hash_is_stored(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     store = SqlStore(settings.db_url)
     try:
-        keys = KeyStore(store.engine, settings)
+        keys = KeyStore(store.db, settings)
         secret, record = keys.create("acme", ("chat",), "free", "ci")
         assert secret.startswith("ember-") and "hash" not in record and record["prefix"] == secret[:12]
         assert keys.authenticate(secret).owner == "acme"
@@ -215,7 +215,7 @@ def test_create_refuses_bad_input(tmp_path: Path, owner: str, scopes: tuple[str,
     store = SqlStore(settings.db_url)
     try:
         with pytest.raises(InvalidRequest, match=words):
-            KeyStore(store.engine, settings).create(owner, scopes, tier)
+            KeyStore(store.db, settings).create(owner, scopes, tier)
     finally:
         store.close()
 

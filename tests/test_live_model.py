@@ -24,18 +24,14 @@ from .conftest import TINY, make_settings, post_raw, run_cli, sse_events, until
 LONG_STORY = [{"role": "user", "content": "Write a very long story about a lighthouse keeper and the sea."}]
 
 
-def oai(base: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{base}/v1", api_key="not-needed", max_retries=0)
-
-
 def active(base: str) -> int:
     """chat-fast's generations in flight now (from /metrics: /health's answer may be a few seconds old)."""
     samples = parse_metrics(httpx.get(f"{base}/metrics", timeout=30).text)
     return int(total(samples, "ember_engine_active", role="chat-fast"))
 
 
-def test_openai_client_non_streamed(live_server: str) -> None:
-    resp = oai(live_server).chat.completions.create(
+def test_openai_client_non_streamed(live_client: openai.OpenAI) -> None:
+    resp = live_client.chat.completions.create(
         model="ember-instant",
         messages=[{"role": "user", "content": "What is the capital of France?"}],
         max_tokens=16,
@@ -48,9 +44,8 @@ def test_openai_client_non_streamed(live_server: str) -> None:
     assert resp.usage.prompt_tokens > 5
 
 
-def test_openai_client_streamed_and_stored(live_server: str) -> None:
-    client = oai(live_server)
-    raw = client.chat.completions.with_raw_response.create(
+def test_openai_client_streamed_and_stored(live_server: str, live_client: openai.OpenAI) -> None:
+    raw = live_client.chat.completions.with_raw_response.create(
         model="ember-instant",
         messages=[{"role": "user", "content": "Name three colours."}],
         max_tokens=24,
@@ -64,17 +59,18 @@ def test_openai_client_streamed_and_stored(live_server: str) -> None:
     assert text.strip()
     assert chunks[-1].usage is not None and 0 < chunks[-1].usage.completion_tokens <= 24
     conv = httpx.get(f"{live_server}/v1/conversations/{cid}", params={"user": "stream-tester"}).json()
-    assert conv["messages"][-1]["content"] == text  # what the client received is what was stored
+    assert conv["messages"][-1]["content"] == text  # what the live_client received is what was stored
     assert conv["messages"][-1]["usage"]["completion_tokens"] == chunks[-1].usage.completion_tokens
 
 
-def test_openai_client_sees_errors(live_server: str) -> None:
-    client = oai(live_server)
+def test_openai_client_sees_errors(live_client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as missing:
-        client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "hi"}])
+        live_client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "hi"}])
     assert missing.value.code == "model_not_found"
     with pytest.raises(openai.BadRequestError) as too_long:
-        client.chat.completions.create(model="ember-instant", messages=[{"role": "user", "content": "hello " * 3000}])
+        live_client.chat.completions.create(
+            model="ember-instant", messages=[{"role": "user", "content": "hello " * 3000}]
+        )
     assert too_long.value.code == "context_length_exceeded"
     assert "context" in str(too_long.value)
 
@@ -159,6 +155,7 @@ def test_health_generates_a_token(live_server: str) -> None:
     engine = data["engines"]["chat-fast"]
     assert data["status"] == "ok" and engine["ok"] is True and engine["engine"] == "llama_cpp"
     assert engine["latency_ms"] > 0
+    assert engine["server"] == "xllamacpp"  # `auto`, and the test model cache holds no built llama-server
 
 
 def test_remote_engine_against_a_live_ember(live_server: str, tmp_path: Path) -> None:
@@ -246,17 +243,18 @@ def test_cli_reports_bad_config_readably(tmp_path: Path) -> None:
     assert "/no/such.gguf" in out.stderr
 
 
-def test_sampling_controls_reach_the_engine(live_server: str) -> None:
-    client = oai(live_server)
+def test_sampling_controls_reach_the_engine(live_client: openai.OpenAI) -> None:
     counting = [{"role": "user", "content": "Count from 1 to 20, separated by commas."}]
-    stopped = client.chat.completions.create(
+    stopped = live_client.chat.completions.create(
         model="ember-instant", messages=counting, max_tokens=60, temperature=0, stop=["7"]
     )
     assert stopped.choices[0].finish_reason == "stop"
     assert "7" not in (stopped.choices[0].message.content or "")
     poem = [{"role": "user", "content": "Write a short poem about rain."}]
     first, second, other = (
-        client.chat.completions.create(model="ember-instant", messages=poem, max_tokens=30, temperature=1.0, seed=s)
+        live_client.chat.completions.create(
+            model="ember-instant", messages=poem, max_tokens=30, temperature=1.0, seed=s
+        )
         for s in (11, 11, 12)
     )
     assert first.choices[0].message.content == second.choices[0].message.content

@@ -1,5 +1,9 @@
-"""The llama.cpp child-process engine on the real SmolLM2-135M: streaming, parallel slots, the prompt cache
-across turns, a crash mid-request and the restart after it, closing, and a child outliving no parent."""
+"""The llama.cpp child-process engine on the real SmolLM2-135M, with each of its two servers (the natively
+built llama-server and xllamacpp's): streaming, parallel slots, the prompt cache across turns, a crash
+mid-request and the restart after it, closing, a child outliving no parent, and which server `auto` picks.
+
+The native server must be built (`make llama-server`, as `make test` does first): without it these tests
+fail rather than skip, so the native path is never left untested unnoticed."""
 
 from __future__ import annotations
 
@@ -17,9 +21,12 @@ import httpx
 import pytest
 
 from ember import registry
+from ember.assets.assemble import resolve_model
 from ember.config import EngineSpec, Settings
+from ember.engines import llama_server
 from ember.engines.base import openai_body
-from ember.engines.llama_process import LlamaProcessEngine, child_env
+from ember.engines.llama_process import NATIVE, WHEEL, LlamaProcessEngine, child_env, server_kind
+from ember.engines.pool import EnginePool
 from ember.errors import EngineUnavailable
 from ember.types import Delta, GenerationParams, Message
 
@@ -32,22 +39,40 @@ GONE_WAIT_S = 60.0  # generous: a deadline for "eventually", not a speed require
 COUNT_TOKENS = 900
 
 
-def tiny_settings(cache: Path) -> Settings:
-    """Settings with one `chat-tiny` role on the child-process engine, its model assembled into `cache`."""
-    spec = EngineSpec(**{**TINY, "engine": ENGINE})
-    return Settings(cache_dir=cache, data_dir=cache / "data", roles={"chat-tiny": spec})
+def tiny_settings(cache: Path, kind: str = WHEEL) -> Settings:
+    """Settings with one `chat-tiny` role on the child-process engine, its model assembled into `cache`, on
+    the `kind` server: WHEEL with `llama_server = "never"`, NATIVE with `auto` and a cache directory holding
+    (a link to) the llama-server that `make llama-server` built in the default cache."""
+    if kind == WHEEL:
+        spec = EngineSpec(**{**TINY, "engine": ENGINE})
+        return Settings(cache_dir=cache, data_dir=cache / "data", roles={"chat-tiny": spec}, llama_server="never")
+    built = llama_server.binary(Settings().cache_dir)
+    assert built.is_file(), f"llama-server is not built ({built} is missing): run `make llama-server` first"
+    native = cache / "native"
+    if not (native / "llama-server").exists():
+        native.mkdir(exist_ok=True)
+        (native / "llama-server").symlink_to(built.parent.parent, target_is_directory=True)
+    spec = EngineSpec(**{**TINY, "engine": ENGINE, "model": str(resolve_model(str(TINY["model"]), cache))})
+    return Settings(cache_dir=native, data_dir=cache / "data", roles={"chat-tiny": spec}, llama_server="auto")
 
 
-@pytest.fixture
-async def engine(model_cache: Path) -> AsyncIterator[LlamaProcessEngine]:
+@pytest.fixture(params=[NATIVE, WHEEL])
+async def engine(model_cache: Path, request: pytest.FixtureRequest) -> AsyncIterator[LlamaProcessEngine]:
     registry.load_plugins()
-    settings = tiny_settings(model_cache)
+    settings = tiny_settings(model_cache, request.param)
     factory = registry.engines.get(ENGINE)
     assert factory is LlamaProcessEngine
     eng = LlamaProcessEngine(settings.roles["chat-tiny"], settings)
     await eng.start()
+    assert eng.server == request.param and eng.child is not None
+    assert (os.path.basename(executable(eng.child.proc.pid)) == "llama-server") == (eng.server == NATIVE)
     yield eng
     await eng.close()
+
+
+def executable(pid: int) -> str:
+    """The program file process `pid` runs."""
+    return os.readlink(f"/proc/{pid}/exe")
 
 
 async def collect(eng: LlamaProcessEngine, messages: list[Message], max_tokens: int) -> list[Delta]:
@@ -241,7 +266,7 @@ def children() -> list[int]:
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
         for pid in (task / "children").read_text().split():
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            if b"ember.engines.llama_child" in cmdline and not gone(int(pid)):
+            if (b"ember.engines.llama_child" in cmdline or b"llama-server" in cmdline) and not gone(int(pid)):
                 found.append(int(pid))
     return found
 
@@ -253,7 +278,7 @@ from ember.engines.llama_process import LlamaProcessEngine
 from tests.test_llama_process import tiny_settings
 
 async def main():
-    settings = tiny_settings(pathlib.Path(sys.argv[1]))
+    settings = tiny_settings(pathlib.Path(sys.argv[1]), sys.argv[2])
     engine = LlamaProcessEngine(settings.roles["chat-tiny"], settings)
     await engine.start()
     print(engine.child.proc.pid, flush=True)
@@ -264,10 +289,12 @@ asyncio.run(main())
 """
 
 
-def test_the_child_of_a_killed_parent_exits_by_itself(model_cache: Path) -> None:
+@pytest.mark.parametrize("kind", [NATIVE, WHEEL])
+def test_the_child_of_a_killed_parent_exits_by_itself(model_cache: Path, kind: str) -> None:
     root = Path(__file__).resolve().parent.parent
     env = {**child_env(), "PYTHONPATH": os.pathsep.join([str(root), child_env()["PYTHONPATH"]])}
-    with subprocess.Popen([sys.executable, "-c", PARENT, str(model_cache)], stdout=subprocess.PIPE, env=env) as parent:
+    argv = [sys.executable, "-c", PARENT, str(model_cache), kind]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, env=env) as parent:
         try:
             assert parent.stdout is not None
             line = parent.stdout.readline()
@@ -277,3 +304,23 @@ def test_the_child_of_a_killed_parent_exits_by_itself(model_cache: Path) -> None
         finally:
             parent.kill()
     assert wait_gone(child)
+
+
+def test_auto_picks_the_native_server_only_when_it_is_built(tmp_path: Path) -> None:
+    built = llama_server.binary(tmp_path)
+    assert server_kind(Settings(cache_dir=tmp_path)) == WHEEL  # none in this cache
+    built.parent.mkdir(parents=True)
+    built.write_bytes(b"")
+    assert server_kind(Settings(cache_dir=tmp_path)) == NATIVE
+    assert server_kind(Settings(cache_dir=tmp_path, llama_server="never")) == WHEEL
+
+
+@pytest.mark.parametrize("kind", [NATIVE, WHEEL])
+async def test_the_health_probe_names_the_server_a_role_runs_on(model_cache: Path, kind: str) -> None:
+    registry.load_plugins()
+    pool = EnginePool(tiny_settings(model_cache, kind))
+    try:
+        report = await pool.probe("chat-tiny", GONE_WAIT_S)
+    finally:
+        await pool.close()
+    assert report["ok"] and report["engine"] == ENGINE and report["server"] == kind

@@ -1,7 +1,7 @@
 """ember-thinking and ember-contemplating on the real SmolLM2-135M (`ember serve` in a subprocess, the
 `chat` role on the tiny model with two slots and two contemplating agents): the official openai client
-reads `reasoning_content` apart from `content`, streamed and not; the thinking budget holds; the agents
-really run at the same time."""
+reads `reasoning_content` apart from `content`, streamed and not; a word problem's program runs in the
+sandbox; the thinking budget holds; the agents really run at the same time."""
 
 from __future__ import annotations
 
@@ -17,28 +17,25 @@ SUM = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many a
 ANSWER_CAP = 24
 
 
-def oai(base: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{base}/v1", api_key="not-needed", max_retries=0)
-
-
-def test_openai_client_reads_reasoning_apart_from_content(live_server: str) -> None:
-    resp = oai(live_server).chat.completions.create(
+def test_openai_client_reads_reasoning_apart_from_content(live_client: openai.OpenAI) -> None:
+    resp = live_client.chat.completions.create(
         model="ember-thinking", messages=SUM, reasoning_effort="low", max_tokens=ANSWER_CAP, temperature=0, seed=1
     )
     message = resp.choices[0].message
     reasoning = (message.model_extra or {}).get("reasoning_content")
     assert isinstance(reasoning, str) and reasoning.strip()
     assert isinstance(message.content, str) and message.content.strip()
+    assert "Attempt 1 (program)" in reasoning  # a word problem: a program first, run in the sandbox
+    assert "Result: " in reasoning
     assert reasoning.strip() not in message.content  # the reasoning is never mixed into the answer
     assert resp.usage is not None and resp.usage.completion_tokens_details is not None
     thought = resp.usage.completion_tokens_details.reasoning_tokens
     assert thought is not None and 0 < thought <= THINKING_BUDGET["low"]
-    assert thought < resp.usage.completion_tokens <= thought + ANSWER_CAP
+    assert thought <= resp.usage.completion_tokens <= thought + ANSWER_CAP  # equal when an attempt is the answer
 
 
-def test_thinking_budget_cuts_long_reasoning_and_forces_the_answer(live_server: str) -> None:
-    client = oai(live_server)
-    stream = client.chat.completions.create(
+def test_thinking_budget_cuts_long_reasoning_and_forces_the_answer(live_client: openai.OpenAI) -> None:
+    stream = live_client.chat.completions.create(
         model="ember-thinking",
         messages=LONG_TASK,
         reasoning_effort="low",
@@ -76,6 +73,7 @@ def test_contemplating_agents_run_concurrently(live_server: str) -> None:
         "messages": SUM,
         "max_tokens": 48,
         "seed": 3,
+        "reasoning_effort": "low",  # one wave of agents
         "include_trace": True,
     }
     started = time.perf_counter()

@@ -1,23 +1,26 @@
-"""ember-thinking and ember-contemplating on the scripted engine: phases, the thinking budget, the vote and
-the synthesis, the trace, concurrency of the agents, and the API fields that carry them."""
+"""ember-thinking and ember-contemplating on the scripted engine: phases, budgets, programs run in the
+sandbox, attempts that stop when they agree, the weighted vote, waves and the synthesis, the trace,
+concurrency of the agents, and the API fields that carry them. The strategies themselves:
+test_strategies.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from ember.api.app import create_app
 from ember.config import Settings
 from ember.engines.fake import FakeEngine
-from ember.modes.contemplating import majority
-from ember.modes.reasoning import CONTEMPLATING_BUDGET, THINKING_BUDGET, number_of, short_answer
+from ember.modes.reasoning import CONTEMPLATING_BUDGET, THINKING_BUDGET
 
 from .conftest import make_settings, sse_events
 
-THOUGHT = " ".join(f"step{i}" for i in range(400))  # longer than the low budget allows
+THOUGHT = " ".join(f"step{i}" for i in range(1000))  # longer than the low budget allows
+OPEN = "Why is the sky blue?"
+SUM = "A shop packs 7 pens in each of 6 boxes. How many pens are there?"
+CHOICE = "Which one is a mammal?\nA) shark\nB) whale\nC) trout"
 
 
 def settings_with(tmp_path: Path, agents: int = 3, **options: Any) -> Settings:
@@ -26,8 +29,8 @@ def settings_with(tmp_path: Path, agents: int = 3, **options: Any) -> Settings:
     return settings.model_copy(update={"contemplating_agents": agents})
 
 
-def ask(client: TestClient, model: str, **extra: Any) -> Any:
-    body = {"model": model, "messages": [{"role": "user", "content": "What is 6 times 7?"}], **extra}
+def ask(client: TestClient, model: str, question: str = OPEN, **extra: Any) -> Any:
+    body = {"model": model, "messages": [{"role": "user", "content": question}], **extra}
     return client.post("/v1/chat/completions", json=body)
 
 
@@ -37,20 +40,21 @@ def chat_engine(client: TestClient) -> FakeEngine:
 
 
 def test_thinking_separates_reasoning_from_content_and_enforces_the_budget(tmp_path: Path) -> None:
-    with TestClient(create_app(settings_with(tmp_path, replies=[THOUGHT, "It is 42."]))) as client:
+    with TestClient(create_app(settings_with(tmp_path, replies=[THOUGHT, "Light scatters."]))) as client:
         resp = ask(client, "ember-thinking", reasoning_effort="low")
         assert resp.status_code == 200, resp.text
         message = resp.json()["choices"][0]["message"]
         calls = chat_engine(client).calls
-    assert message["content"] == "It is 42."
-    assert message["reasoning_content"].split() == THOUGHT.split()[: THINKING_BUDGET["low"]]
+    low = THINKING_BUDGET["low"]
+    assert message["content"] == "Light scatters."
+    assert message["reasoning_content"].split() == THOUGHT.split()[:low]
     usage = resp.json()["usage"]
-    assert usage["completion_tokens_details"]["reasoning_tokens"] == THINKING_BUDGET["low"]
-    assert usage["completion_tokens"] == THINKING_BUDGET["low"] + 3
+    assert usage["completion_tokens_details"]["reasoning_tokens"] == low
+    assert usage["completion_tokens"] == low + 2
     (think_msgs, think_params), (answer_msgs, answer_params) = calls
-    assert think_params.max_tokens == THINKING_BUDGET["low"]
+    assert think_params.max_tokens == low
     assert "step by step" in think_msgs[0].content
-    assert "step255" in answer_msgs[0].content and "step256" not in answer_msgs[0].content  # cut, then forced
+    assert f"step{low - 1}" in answer_msgs[0].content and f"step{low} " not in answer_msgs[0].content  # cut, forced
     assert answer_params.max_tokens is None  # the answer phase keeps the request's own limits
 
 
@@ -70,11 +74,70 @@ def test_thinking_streams_reasoning_deltas_before_content(tmp_path: Path) -> Non
 
 
 def test_thinking_default_effort_is_medium(tmp_path: Path) -> None:
-    with TestClient(create_app(settings_with(tmp_path, replies=[THOUGHT, "ok"]))) as client:
+    with TestClient(create_app(settings_with(tmp_path, replies=[" ".join(THOUGHT.split()[:400]), "ok"]))) as client:
         usage = ask(client, "ember-thinking").json()["usage"]
         (_, think_params), _ = chat_engine(client).calls
     assert think_params.max_tokens == THINKING_BUDGET["medium"]
     assert usage["completion_tokens_details"]["reasoning_tokens"] == 400  # stopped on its own, under the budget
+
+
+def test_thinking_runs_a_program_it_writes_in_prose_reasoning(tmp_path: Path) -> None:
+    thought = "Count them.\n```python\nanswer = 17 * 23\n```"
+    with TestClient(create_app(settings_with(tmp_path, replies=[thought, "391"]))) as client:
+        message = ask(client, "ember-thinking").json()["choices"][0]["message"]
+        (_, _), (answer_msgs, _) = chat_engine(client).calls
+    assert message["reasoning_content"].endswith("Result: answer = 391\n")
+    assert "Result: answer = 391" in answer_msgs[0].content  # the answer phase saw the exact result
+
+
+def test_thinking_checks_a_word_problem_with_a_second_program_and_stops_when_they_agree(tmp_path: Path) -> None:
+    first = "```python\nboxes = 6\npens_per_box = 7\nanswer = boxes * pens_per_box\n```"
+    second = "```python\n# 6 boxes of 7 pens\nanswer = 6 * 7\n```"
+    with TestClient(create_app(settings_with(tmp_path, replies=[first, second, "unused"]))) as client:
+        data = ask(client, "ember-thinking", SUM, seed=5).json()
+        calls = chat_engine(client).calls
+    message = data["choices"][0]["message"]
+    code = "boxes = 6\npens_per_box = 7\nanswer = boxes * pens_per_box"
+    assert message["content"] == f"Worked out exactly:\n\n```python\n{code}\n```\n\nAnswer: 42"  # the first
+    reasoning = message["reasoning_content"]
+    assert "Attempt 1 (program)" in reasoning and "Attempt 2 (program, planned)" in reasoning
+    assert reasoning.count("Result: answer = 42") == 2 and "Attempt 3" not in reasoning
+    assert "Checked answer: 42 (2 of 2" in reasoning
+    assert len(calls) == 2  # two attempts and no answer pass: the checked attempt is the answer
+    assert (calls[0][1].temperature, calls[0][1].seed) == (0.0, 5)
+    assert calls[1][1].temperature and calls[1][1].temperature > 0 and calls[1][1].seed == 6
+    tokens = [len(r.split(" ")) for r in (first, second)]  # the scripted engine's tokens
+    assert data["usage"]["completion_tokens"] == sum(tokens)
+    assert data["usage"]["completion_tokens_details"]["reasoning_tokens"] == sum(tokens)  # no answer pass
+
+
+def test_thinking_votes_when_its_attempts_disagree(tmp_path: Path) -> None:
+    replies = ["```python\nanswer = 41\n```", "```python\nanswer = 42\n```", "6 * 7 = 42\nAnswer: 42", "42"]
+    with TestClient(create_app(settings_with(tmp_path, replies=replies))) as client:
+        reasoning = ask(client, "ember-thinking", SUM).json()["choices"][0]["message"]["reasoning_content"]
+    assert "Attempt 3 (prose)" in reasoning and "Checked answer: 42 (2 of 3" in reasoning
+
+
+def test_thinking_programs_run_in_the_sandbox_and_a_failure_is_an_observation(tmp_path: Path) -> None:
+    imports = "```python\nimport os\nanswer = 1\n```"
+    loops = "```python\nwhile True:\n    answer = 1\n```"
+    replies = [imports, loops, "so 42 in all.\nAnswer: 42", "42"]
+    with TestClient(create_app(settings_with(tmp_path, replies=replies))) as client:
+        resp = ask(client, "ember-thinking", SUM, reasoning_effort="low")
+    assert resp.status_code == 200, resp.text
+    reasoning = resp.json()["choices"][0]["message"]["reasoning_content"]
+    assert reasoning.count("Result: the program did not run (unsupported statement") == 2
+    assert "Attempt 3 (prose)" in reasoning and "Checked answer: 42 (1 of 1" in reasoning  # low: on until one answers
+
+
+def test_thinking_answers_multiple_choice_directly_then_by_elimination(tmp_path: Path) -> None:
+    replies = ["Answer: B\nIt nurses its young.", "A shark is a fish. A whale is a mammal. A trout is a fish.\nB.", "B"]
+    with TestClient(create_app(settings_with(tmp_path, replies=replies))) as client:
+        message = ask(client, "ember-thinking", CHOICE).json()["choices"][0]["message"]
+        calls = chat_engine(client).calls
+    assert "Attempt 1 (direct)" in message["reasoning_content"]
+    assert "Checked answer: B (2 of 2" in message["reasoning_content"]  # "B." read as the letter it commits to
+    assert "directly" in calls[0][0][0].content and "one at a time" in calls[1][0][0].content
 
 
 def test_reasoning_effort_is_validated(tmp_path: Path) -> None:
@@ -83,23 +146,31 @@ def test_reasoning_effort_is_validated(tmp_path: Path) -> None:
     assert resp.status_code == 400
 
 
-def test_contemplating_votes_on_short_answers_and_returns_the_trace(tmp_path: Path) -> None:
-    settings = settings_with(tmp_path, replies=["6 times 7 is 42. Answer: 42"])
+def test_contemplating_stops_when_its_diverse_agents_agree_and_returns_the_trace(tmp_path: Path) -> None:
+    settings = settings_with(tmp_path, replies=["```python\nanswer = 6 * 7\n```\nAnswer: 42"])
     with TestClient(create_app(settings)) as client:
-        resp = ask(client, "ember-contemplating", include_trace=True, seed=10)
+        resp = ask(client, "ember-contemplating", SUM, include_trace=True, seed=10)
         calls = chat_engine(client).calls
     data = resp.json()
-    assert data["choices"][0]["message"]["content"] == "6 times 7 is 42. Answer: 42"
-    assert "Vote: 42 (3 of 3 agents)" in data["choices"][0]["message"]["reasoning_content"]
+    message = data["choices"][0]["message"]
+    assert message["content"].startswith("Worked out exactly") and message["content"].endswith("Answer: 42")
+    assert "3 more not run" in message["reasoning_content"]  # medium effort: the second wave was not needed
+    assert "Vote: 42 (3 of 3 agents)" in message["reasoning_content"]
     trace = data["trace"]
-    assert [(s["agent"], s["phase"]) for s in trace] == [(a, p) for a in (1, 2, 3) for p in ("draft", "refine")]
+    assert [(s["agent"], s["phase"]) for s in trace] == [(1, "program"), (2, "program, planned"), (3, "prose")]
     assert all(s["answer"] == "42" for s in trace)
     assert data["usage"]["completion_tokens"] == sum(s["usage"]["completion_tokens"] for s in trace)
-    assert len(calls) == 6  # no synthesis pass after a vote
-    assert {p.seed for _, p in calls} == {11, 12, 13}
-    assert all(p.temperature and p.temperature > 0 for _, p in calls)
-    refine = [m for m, _ in calls if "critique" in m[0].content]
-    assert len(refine) == 3 and all("Answer: 42" in m[0].content for m in refine)  # each refines its own draft
+    assert len(calls) == 3  # no synthesis pass after a vote
+    assert [(p.seed, p.temperature) for _, p in calls] == [(10, 0.0), (11, 0.7), (12, 0.7)]
+
+
+def test_contemplating_runs_another_wave_when_agents_disagree_and_weights_the_vote(tmp_path: Path) -> None:
+    replies = ["```python\nanswer = 41\n```", "```python\nanswer = 42\n```", "Answer: 41"]
+    with TestClient(create_app(settings_with(tmp_path, replies=replies))) as client:
+        data = ask(client, "ember-contemplating", SUM, include_trace=True).json()
+    assert len(data["trace"]) == 6  # two waves of three
+    # 41 from two programs and two prose answers outweighs 42 from two planned programs
+    assert "Vote: 41 (4 of 6 agents)" in data["choices"][0]["message"]["reasoning_content"]
 
 
 def test_contemplating_synthesises_long_answers_and_hides_the_trace_unless_asked(tmp_path: Path) -> None:
@@ -113,14 +184,14 @@ def test_contemplating_synthesises_long_answers_and_hides_the_trace_unless_asked
     assert "merging 2 solutions" in data["choices"][0]["message"]["reasoning_content"]
     assert [s["phase"] for s in traced["trace"]][-1] == "aggregate"
     assert traced["trace"][-1]["agent"] is None
-    assert "Solution 2:" in calls[4][0][0].content  # the synthesis pass saw both solutions
+    assert "Solution 2:" in calls[2][0][0].content  # the synthesis pass saw both solutions
 
 
 def test_contemplating_stays_within_its_total_budget(tmp_path: Path) -> None:
     settings = settings_with(tmp_path, replies=[THOUGHT])
     with TestClient(create_app(settings)) as client:
-        data = ask(client, "ember-contemplating", reasoning_effort="low", include_trace=True).json()
-    per_pass = CONTEMPLATING_BUDGET["low"] // 7
+        data = ask(client, "ember-contemplating", SUM, reasoning_effort="low", include_trace=True).json()
+    per_pass = CONTEMPLATING_BUDGET["low"] // 4  # three agents in one wave, and room for a synthesis
     assert all(s["usage"]["completion_tokens"] <= per_pass for s in data["trace"])
     assert data["usage"]["completion_tokens"] <= CONTEMPLATING_BUDGET["low"]
 
@@ -145,27 +216,3 @@ def test_reasoning_modes_are_listed(tmp_path: Path) -> None:
     with TestClient(create_app(settings_with(tmp_path))) as client:
         ids = [m["id"] for m in client.get("/v1/models").json()["data"]]
     assert {"ember-thinking", "ember-contemplating"} <= set(ids)
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("so 16 - 3 - 4 = 9, and 9 * 2 = 18.\nAnswer: $18", "18"),
-        ("Answer: 1,200.50 dollars", "1200.5"),
-        ("The answer is (B) because", "B"),
-        ("Answer: C. Mitochondria", "C"),
-        ("Answer: it depends on the season and on 3 other things", None),
-        ("no conclusion here", None),
-        ("Answer: 4\nOn reflection... Answer: 5", "5"),
-    ],
-)
-def test_short_answer(text: str, expected: str | None) -> None:
-    assert short_answer(text) == expected
-
-
-def test_number_of_and_majority() -> None:
-    assert number_of("about -3.50 m") == "-3.5"
-    assert number_of("none") is None
-    assert majority(["42", "41", "42"]) == ("42", 2)
-    assert majority(["7", "8", None]) == ("7", 1)  # a tie goes to the first answer
-    assert majority(["7", None, None]) == (None, 0)  # too few short answers: synthesis instead

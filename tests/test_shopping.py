@@ -130,9 +130,9 @@ def test_cli_import_reports_bad_rows_by_line_and_keeps_the_rest(
 
     store = SqlStore(Settings().db_url)
     try:
-        assert [i.id for i in ShoppingData(store.engine).items()] == ["mug-1", "mug-7"]
-        assert ShoppingData(store.engine).items()[0].attributes == {"colour": "blue"}
-        kept = ShoppingData(store.engine).person_events(Person("", "ana"))
+        assert [i.id for i in ShoppingData(store.db).items()] == ["mug-1", "mug-7"]
+        assert ShoppingData(store.db).items()[0].attributes == {"colour": "blue"}
+        kept = ShoppingData(store.db).person_events(Person("", "ana"))
         assert [(e.item_id, e.kind, e.ts) for e in kept] == [
             ("mug-1", "view", 1767348000.0),
             ("mug-7", "purchase", 1767348000.0),
@@ -352,7 +352,7 @@ def test_export_and_forget_cover_events_posts_and_friendships(client: TestClient
 
     gone = client.delete("/v1/me", params={"user": "ben"}).json()["removed"]
     assert (gone["events"], gone["posts"], gone["friendships"], gone["post_links"]) == (12, 1, 4, 2)
-    assert references(shop_of(client).store.engine, Person("", "ben"), tenant=False) == []
+    assert references(shop_of(client).store.db, Person("", "ben"), tenant=False) == []
     held = client.get("/v1/me/export", params={"user": "ben"}).json()
     assert (held["events"], held["posts"], held["friendships"], held["named_in_posts"]) == ([], [], [], [])
     assert client.get("/v1/posts/post-dev-headphones", params={"user": "cleo"}).status_code == 200  # others keep
@@ -366,7 +366,7 @@ def data(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ShoppingDat
     urls = iter([f"sqlite:///{tmp_path / 'db' / 'ember.db'}"]) if request.param == "sqlite" else _postgres_url()
     store = SqlStore(next(urls))
     try:
-        yield ShoppingData(store.engine)
+        yield ShoppingData(store.db)
     finally:
         store.close()
         for _ in urls:  # resumes the Postgres generator, which drops its database
@@ -420,7 +420,7 @@ def test_keys_need_their_scopes_and_see_only_their_own_people(tmp_path: Path) ->
     settings = shop_settings(tmp_path).model_copy(update={"require_keys": True})
     with TestClient(create_app(settings)) as client:
         load_shop(shop_of(client))
-        keys = KeyStore(shop_of(client).store.engine, settings)
+        keys = KeyStore(shop_of(client).store.db, settings)
         acme = {"Authorization": f"Bearer {keys.create('acme', ('chat', 'shopping'), 'local')[0]}"}
         chat_only = {"Authorization": f"Bearer {keys.create('other', ('chat',), 'local')[0]}"}
         item = {"id": "x1", "title": "X", "category": "Misc", "price": 1}

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from ember.errors import NotFound
 from ember.store.migrations import MIGRATIONS, migrate
 from ember.store.schema import conversations, messages
-from ember.store.sql import TITLE_CHARS, SqlStore, StoredAnswer, new_conversation_id, open_engine
+from ember.store.sql import TITLE_CHARS, SqlStore, StoredAnswer, new_conversation_id, open_db
 from ember.types import Message, Person, Usage
 from ember_tools.reliability.durability import Unreachable, postgres_database
 
@@ -73,12 +73,12 @@ def ask(
 
 
 def rows(store: SqlStore, query: Any) -> list[tuple[Any, ...]]:
-    with store.engine.connect() as conn:
+    with store.db.connect() as conn:
         return [tuple(r) for r in conn.execute(query)]
 
 
 def message_count(store: SqlStore, conversation_id: str) -> int:
-    with store.engine.connect() as conn:
+    with store.db.connect() as conn:
         count = conn.scalar(
             sa.select(sa.func.count()).select_from(messages).where(messages.c.conversation_id == conversation_id)
         )
@@ -101,7 +101,7 @@ def test_sqlite_file_uses_wal_and_enforces_foreign_keys(tmp_path: Path) -> None:
     store = SqlStore(f"sqlite:///{path}")
     try:
         assert path.is_file()  # the parent directories were created
-        with store.engine.connect() as conn:
+        with store.db.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
@@ -111,7 +111,7 @@ def test_sqlite_file_uses_wal_and_enforces_foreign_keys(tmp_path: Path) -> None:
 
 
 def test_postgres_url_maps_to_psycopg() -> None:
-    engine = open_engine("postgresql://postgres@127.0.0.1:5432/whatever")
+    engine = open_db("postgresql://postgres@127.0.0.1:5432/whatever")
     try:
         assert engine.url.drivername == "postgresql+psycopg"
         assert engine.url.database == "whatever"
@@ -120,7 +120,7 @@ def test_postgres_url_maps_to_psycopg() -> None:
 
 
 def test_migrate_is_idempotent(db_url: str) -> None:
-    engine = open_engine(db_url)
+    engine = open_db(db_url)
     try:
         names = [name for name, _ in MIGRATIONS]
         assert migrate(engine) == names and names[0] == "0001_conversations"
@@ -132,8 +132,8 @@ def test_migrate_is_idempotent(db_url: str) -> None:
         first = SqlStore(db_url)  # migrations already applied: nothing to do, no error
         second = SqlStore(db_url)
         try:
-            assert migrate(second.engine) == []
-            with second.engine.connect() as conn:
+            assert migrate(second.db) == []
+            with second.db.connect() as conn:
                 assert conn.execute(sa.text("SELECT name, applied_at FROM _migrations")).all() == ledger
                 tables = set(sa.inspect(conn).get_table_names())
             assert {"_migrations", "conversations", "messages"} <= tables
@@ -170,11 +170,14 @@ def test_save_exchange_then_get_conversation(store: SqlStore) -> None:
         "mode": "chat-fast",
         "title": question[:TITLE_CHARS],
         "messages": [
-            {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": question},
+            {"role": "system", "content": "Be brief.", "seq": 0, "parent": None, "siblings": [0]},
+            {"role": "user", "content": question, "seq": 1, "parent": 0, "siblings": [1]},
             {
                 "role": "assistant",
                 "content": "Paris.",
+                "seq": 2,
+                "parent": 1,
+                "siblings": [2],
                 "reasoning_content": "The user asks about France.",
                 "finish_reason": "stop",
                 "usage": {"prompt_tokens": 21, "completion_tokens": 3, "total_tokens": 24},
@@ -192,10 +195,13 @@ def test_answer_without_usage_or_reasoning(store: SqlStore) -> None:
     got = store.get_conversation(cid, Person("", "alice"))
     assert got["title"] == "(untitled)"
     assert without_times(got)["messages"] == [
-        {"role": "user", "content": ""},
+        {"role": "user", "content": "", "seq": 0, "parent": None, "siblings": [0]},
         {
             "role": "assistant",
             "content": "",
+            "seq": 1,
+            "parent": 0,
+            "siblings": [1],
             "finish_reason": "length",
             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
         },
@@ -291,7 +297,7 @@ def test_deleting_a_conversation_cascades_to_its_messages(store: SqlStore) -> No
     ask(store, kept, [Message("user", "other")], "answer")
     assert (message_count(store, gone), message_count(store, kept)) == (4, 2)
 
-    with store.engine.begin() as conn:
+    with store.db.begin() as conn:
         assert conn.execute(conversations.delete().where(conversations.c.id == gone)).rowcount == 1
 
     assert message_count(store, gone) == 0
@@ -303,7 +309,7 @@ def test_deleting_a_conversation_cascades_to_its_messages(store: SqlStore) -> No
 
 def test_messages_need_an_existing_conversation(store: SqlStore) -> None:
     orphan = {"conversation_id": "conv_nope", "seq": 0, "role": "user", "content": "x", "created_at": 0.0}
-    with pytest.raises(IntegrityError), store.engine.begin() as conn:
+    with pytest.raises(IntegrityError), store.db.begin() as conn:
         conn.execute(messages.insert().values(**orphan))
     assert message_count(store, "conv_nope") == 0
 
@@ -312,7 +318,7 @@ def test_seq_is_unique_per_conversation(store: SqlStore) -> None:
     cid = new_conversation_id()
     ask(store, cid, [Message("user", "q")], "a")
     duplicate = {"conversation_id": cid, "seq": 1, "role": "user", "content": "dup", "created_at": 0.0}
-    with pytest.raises(IntegrityError), store.engine.begin() as conn:
+    with pytest.raises(IntegrityError), store.db.begin() as conn:
         conn.execute(messages.insert().values(**duplicate))
     assert message_count(store, cid) == 2
 
@@ -321,7 +327,7 @@ def test_schema_describes_what_the_migrations_built(db_url: str) -> None:
     """schema.py (for queries) and the migrations (for DDL) must agree, table by table, column by column."""
     from ember.store.schema import metadata
 
-    engine = open_engine(db_url)
+    engine = open_db(db_url)
     try:
         migrate(engine)
         built = sa.MetaData()
@@ -339,7 +345,7 @@ def test_tenant_migration_keeps_every_row_under_an_exact_owner(db_url: str, monk
     from ember.shopping.data import ShoppingData
     from ember.store import migrations
 
-    engine = open_engine(db_url)
+    engine = open_db(db_url)
     try:
         monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:4])
         migrate(engine)
@@ -368,7 +374,7 @@ def test_tenant_migration_keeps_every_row_under_an_exact_owner(db_url: str, monk
             for a, b in (("acme/bob", "acme/carol"), ("acme/carol", "acme/bob"), ("acme/bob", "zed")):
                 conn.execute(sa.text("INSERT INTO friendships VALUES (:a, :b, 1.0)"), {"a": a, "b": b})
         monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS)
-        assert migrate(engine) == ["0005_tenants"]
+        assert migrate(engine) == [name for name, _ in MIGRATIONS[4:]]  # 0005_tenants and every one after it
     finally:
         engine.dispose()
     store = SqlStore(db_url)
@@ -378,8 +384,15 @@ def test_tenant_migration_keeps_every_row_under_an_exact_owner(db_url: str, monk
         assert store.get_conversation("conv_0", bob)["messages"][0]["content"] == "words of acme/bob"
         assert [c["id"] for c in store.list_conversations(Person("Acme", "bob"))] == ["conv_2"]
         assert store.owner_of("conv_1") == Person("", "ben")  # a bare name: the operator's
-        assert store.get_consent(bob) == {"history": True, "personalisation": True, "health_storage": False}
-        data = ShoppingData(store.engine)
+        flags = {
+            "history": True,
+            "personalisation": True,
+            "health_storage": False,
+            "memory": False,
+            "media_storage": False,
+        }
+        assert store.get_consent(bob) == flags
+        data = ShoppingData(store.db)
         assert [(e.person, e.item_id) for e in data.person_events(bob)] == [(bob, "i1")]
         seen = data.post("p1", carol)
         assert seen is not None and seen.author == bob and seen.items == ("i1",)

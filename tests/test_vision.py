@@ -1,4 +1,4 @@
-"""The vision specialists on real photos with the real converted models, how their guesses reach a language
+"""The image readers on real photos with the real converted models, how their guesses reach a language
 model (as quoted, untrusted data), the native path on a tiny random-weight VLM in llama.cpp, the official
 `openai` client sending an image to a live server, and `ember chat --image`."""
 
@@ -215,10 +215,13 @@ def cat_uri() -> str:
     return "data:image/png;base64," + base64.b64encode((SKIMAGE / "chelsea.png").read_bytes()).decode()
 
 
-def test_the_openai_client_sends_an_image(vision_cache: Path, live_server: str, cat_uri: str) -> None:
+def test_the_openai_client_sends_an_image(
+    vision_cache: Path, live_server: str, cat_uri: str, request: pytest.FixtureRequest
+) -> None:
     from openai import OpenAI
 
     client = OpenAI(base_url=f"{live_server}/v1", api_key="unused", max_retries=0)
+    request.addfinalizer(client.close)
     content: list[dict[str, object]] = [
         {"type": "text", "text": "What animal is this?"},
         {"type": "image_url", "image_url": {"url": cat_uri}},

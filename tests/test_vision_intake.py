@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import struct
 import threading
 import zlib
@@ -223,3 +224,35 @@ def test_plain_images_keep_their_bytes(tmp_path: Path) -> None:
 def test_the_json_body_limit_fits_an_image_at_the_cap(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, cache_dir=tmp_path, image_max_bytes=40 * 2**20)
     assert body_limit(settings)("/v1/chat/completions") >= 40 * 2**20 * 4 // 3
+
+
+def test_a_continued_conversation_remembers_its_images_as_descriptions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Turn 1 sends a photo; turn 2, text only, continues the stored conversation: the model reads the photo's
+    description (numbered as before, marked as machine guesses), and the stored turn shows it."""
+    described = describe.Describer([])  # no vision models here: the description holds the image's size
+    monkeypatch.setitem(describe._describers, tmp_path / "cache", described)
+    blind = {**FAKE, "options": {"echo_prompt": True, "describe_images": True}}
+    with TestClient(create_app(make_settings(tmp_path, chat_fast=blind))) as client:
+        first = client.post(
+            "/v1/chat/completions",
+            json={**ask([{"type": "text", "text": "look"}, image_part(uri(png(24, 16)))]), "user": "ivy"},
+        )
+        conversation = first.headers["x-ember-conversation-id"]
+        second = client.post(
+            "/v1/chat/completions",
+            json={
+                **ask([{"type": "text", "text": "what size was it?"}]),
+                "user": "ivy",
+                "conversation_id": conversation,
+            },
+        )
+        prompt = second.json()["choices"][0]["message"]["content"]
+        stored = client.get(f"/v1/conversations/{conversation}", params={"user": "ivy"}).json()["messages"]
+        export = client.get("/v1/me/export", params={"user": "ivy"}).json()
+    assert "[Image 1, 24x16 pixels: guesses by automatic vision models" in prompt
+    assert prompt.index("24x16") < prompt.index("what size")
+    assert stored[0]["image_descriptions"][0].startswith("[Image 1, 24x16 pixels")
+    assert "image_descriptions" not in stored[2]  # the text-only turn
+    assert "24x16" in json.dumps(export)

@@ -13,120 +13,28 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shutil
-import subprocess
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from playwright.sync_api import (
     Browser,
-    ConsoleMessage,
     FilePayload,
-    Page,
-    Playwright,
-    Request,
     Route,
     expect,
-    sync_playwright,
 )
 
 from ember.api.app import create_app
 from ember.config import Tier
 
 from .conftest import make_settings, serve_in_thread
+from .web_support import ANSWER_S, Tab, piece, sse
 
-CHROMIUM = Path("/usr/bin/chromium")
-SPOKEN = "What is the capital of France?"
-ANSWER_S = 120_000  # ms: the longest a tiny-model answer may take on a busy 2-core machine
 PNG = base64.b64decode(  # a 2x2 red PNG
     "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg=="
 )
-
-
-@pytest.fixture(scope="module")
-def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    espeak = shutil.which("espeak-ng")
-    assert espeak, "espeak-ng is missing: run `make debs` (scripts/debian-packages.sh espeak-ng)"
-    path = tmp_path_factory.mktemp("speech") / "question.wav"
-    subprocess.run([espeak, "-s", "140", "-w", str(path), SPOKEN], check=True, timeout=60)
-    return path
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright, speech_wav: Path) -> Iterator[Browser]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run `make debs` (scripts/debian-packages.sh chromium)"
-    browser = playwright.chromium.launch(
-        executable_path=CHROMIUM,
-        args=[
-            "--use-fake-ui-for-media-stream",  # allow the microphone without asking
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={speech_wav}",
-        ],
-    )
-    yield browser
-    browser.close()
-
-
-class Tab:
-    """One page in a fresh browser context, with the chat requests it sent and the problems it logged."""
-
-    def __init__(self, browser: Browser, base: str, *, user: str | None = None, **context: Any) -> None:
-        self.base = base
-        self.context = browser.new_context(accept_downloads=True, **context)
-        if user is not None:  # the person's name, as the settings dialog would have stored it
-            self.context.add_init_script(f"localStorage.setItem('ember.user', {json.dumps(user)})")
-        self.page: Page = self.context.new_page()
-        self.page.set_default_timeout(30_000)
-        self.sent: list[dict[str, Any]] = []
-        self.problems: list[str] = []
-        self.page.on("request", self._request)
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda err: self.problems.append(f"script error: {err}"))
-
-    def _request(self, request: Request) -> None:
-        if request.method == "POST" and request.url.endswith("/v1/chat/completions"):
-            self.sent.append(json.loads(request.post_data or "{}"))
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if message.type == "error" and "Failed to load resource" not in message.text:  # HTTP errors are tested
-            self.problems.append(message.text)
-
-    def open(self, fragment: str = "") -> Page:
-        self.page.goto(self.base + "/" + fragment)
-        expect(self.page.locator("body")).to_have_attribute("data-ready", "true")
-        return self.page
-
-    def send(self, text: str) -> None:
-        self.page.locator("#message").fill(text)
-        self.page.locator("#message").press("Enter")
-
-    def answer(self) -> Any:
-        """The last answer, once it is over."""
-        answer = self.page.locator("article.message.assistant").last
-        expect(answer).to_have_attribute("data-finish", re.compile(r".+"), timeout=ANSWER_S)
-        return answer
-
-    def close(self) -> None:
-        self.context.close()
-        assert self.problems == [], self.problems
-
-
-@pytest.fixture
-def tab(browser: Browser, live_server: str) -> Iterator[Tab]:
-    tab = Tab(browser, live_server, user=f"web-{uuid.uuid4().hex[:8]}")
-    yield tab
-    tab.close()
 
 
 def test_markdown_is_rendered_and_html_escaped(tab: Tab) -> None:
@@ -136,17 +44,6 @@ def test_markdown_is_rendered_and_html_escaped(tab: Tab) -> None:
     assert "<h3>Title</h3>" in html and "<strong>bold</strong>" in html
     assert "<code>&lt;b&gt;code&lt;/b&gt;</code>" in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "<li>[link](javascript:alert(1))</li>" in html and "<a " not in html
-
-
-def sse(*chunks: dict[str, Any]) -> str:
-    """An SSE body as the server streams it: `chat.completion.chunk` objects, then [DONE]."""
-    base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0, "model": "ember-auto"}
-    return "".join(f"data: {json.dumps({**base, **chunk})}\n\n" for chunk in chunks) + "data: [DONE]\n\n"
-
-
-def piece(content: str = "", finish: str | None = None, **extra: Any) -> dict[str, Any]:
-    delta = {"content": content} if content else {}
-    return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
 
 
 CITATIONS = [
@@ -226,7 +123,8 @@ def test_extensions_and_an_in_band_error_are_rendered(tab: Tab) -> None:
 
 def test_a_message_streams_in_and_the_conversation_is_listed(tab: Tab) -> None:
     page = tab.open()
-    expect(page.locator("#mode option")).to_have_count(len(httpx.get(f"{tab.base}/v1/models").json()["data"]))
+    models = httpx.get(f"{tab.base}/v1/models").json()["data"]
+    expect(page.locator("#mode option")).to_have_count(len([m for m in models if m["task"] == "chat"]))
     page.select_option("#mode", "ember-instant")
     # count the distinct lengths the answer's text goes through while it streams
     page.evaluate("""() => {
@@ -258,12 +156,19 @@ def test_a_message_streams_in_and_the_conversation_is_listed(tab: Tab) -> None:
     expect(item).to_have_attribute("aria-current", "true")
 
 
+def greedy(body: str | None) -> str:
+    """A chat request body made deterministic: temperature 0 and a fixed seed."""
+    return json.dumps({**json.loads(body or "{}"), "temperature": 0, "seed": 7})
+
+
 def test_switching_mode_shows_reasoning_collapsed_and_the_trace(tab: Tab) -> None:
     page = tab.open()
     tab.send("Hello!")
     tab.answer()
     page.select_option("#mode", "ember-thinking")
     page.select_option("#effort", "low")
+    # greedy decoding: sampled, the tiny model once ended its thinking at once (an answer with no reasoning)
+    page.route("**/v1/chat/completions", lambda route: route.continue_(post_data=greedy(route.request.post_data)))
     tab.send("What is 2 + 3?")
     answer = tab.answer()
     _, second = tab.sent

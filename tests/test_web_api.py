@@ -1,7 +1,7 @@
 """The web UI's server side: the page and its files with their security headers, the API reference at /docs
 under the same headers, the assets' rules (local, no inline code, small, packaged), and the stream extensions
-the page renders (citations and the agent trace arriving after the finish). The pages themselves, in a
-browser: tests/test_web.py."""
+the page renders (citations and the agent trace arriving after the finish), and docs/ui.md's feature table naming
+only tests that exist. The pages themselves, in a browser: tests/test_web.py."""
 
 from __future__ import annotations
 
@@ -58,6 +58,21 @@ def test_api_reference_is_served_from_here_with_the_csp(client: TestClient) -> N
     assert client.get("/openapi.json").json()["info"]["title"] == "Ember"
     for gone in ("/redoc", "/docs/oauth2-redirect"):  # ReDoc needs inline styles; no OAuth flow here
         assert client.get(gone).status_code == 404
+
+
+def test_the_ui_comparison_names_only_tests_that_exist() -> None:
+    """docs/ui.md's feature table: each of Ember's cells is "no" or names its tests, and each test it names is
+    defined in that file."""
+    text = (ROOT / "docs" / "ui.md").read_text()
+    table = text[text.index("| feature | Ember |") :].split("\n\n")[0].splitlines()[2:]
+    assert len(table) >= 16
+    for row in table:
+        ember = row.split(" | ")[1]
+        assert ember.startswith("no") or "tested by `tests/" in ember, row
+    named = re.findall(r"`(tests/\w+\.py)::(test_\w+)`", text)
+    assert len(named) >= 15
+    for path, test in named:
+        assert re.search(rf"^def {test}\(", (ROOT / path).read_text(), re.MULTILINE), f"{path}::{test} is gone"
 
 
 def test_assets_are_local_handler_free_small_and_packaged() -> None:

@@ -22,12 +22,14 @@ from pydantic_settings import (
 DEFAULT_CTX_SIZE = 4096
 DEFAULT_PARALLEL = 4
 DEFAULT_AGENTS = 3  # ember-contemplating's agents: fewer than the `chat` role's slots, leaving one for others
+MEDIA_MAX_BYTES = 5 * 2**20  # a stored image at most (a phone photo fits); a larger one is described, not kept
+Task = Literal["chat", "speech", "embedding"]  # what a model role does: which registry makes its engine
 
 
 class EngineSpec(BaseModel):
     """Where one model role runs: which registered engine, on which model, with what resources."""
 
-    task: Literal["chat", "speech"] = Field(
+    task: Task = Field(
         default="chat", description="what the role does; a role that overrides a default one inherits its task"
     )
     engine: str = "llama_cpp"
@@ -67,6 +69,7 @@ def _default_roles() -> dict[str, EngineSpec]:
         "chat-fast": EngineSpec(engine="llama_cpp", model="chat-fast"),
         "chat": EngineSpec(engine="llama_cpp", model="chat"),  # ember-thinking, ember-contemplating
         "asr": EngineSpec(task="speech", engine="faster_whisper", model="asr", parallel=1),
+        "embed": EngineSpec(task="embedding", engine="onnx", model="embed", parallel=1),  # POST /v1/embeddings
     }
 
 
@@ -94,6 +97,9 @@ class Settings(BaseSettings):
     image_max_bytes: int = Field(default=20 * 2**20, ge=1024, description="largest image (its data URI: ~4/3 of it)")
     image_max_pixels: int = Field(default=40_000_000, ge=64, description="largest image, width x height")
     image_max_count: int = Field(default=8, ge=1, description="images in one request")
+    media_max_bytes: int = Field(
+        default=MEDIA_MAX_BYTES, ge=0, description="largest image kept with a stored turn (`media_storage` consent)"
+    )
     allow_image_urls: bool = Field(default=False, description="fetch http(s) image URLs (off: data URIs only)")
     require_keys: bool | None = Field(default=None, description="None: keys required unless bound to loopback")
     tiers: dict[str, Tier] = Field(default_factory=_default_tiers)
@@ -102,6 +108,10 @@ class Settings(BaseSettings):
     contemplating_agents: int = Field(
         default=DEFAULT_AGENTS, ge=1, le=16, description="ember-contemplating's parallel agents (on the chat role)"
     )
+    titles: bool = Field(
+        default=True, description="have `title_role` write a conversation's title after its first exchange"
+    )
+    title_role: str = Field(default="chat-fast", description="the chat role that writes conversation titles")
     admission_running: int | None = Field(
         default=None, ge=1, description="generation requests in progress at once; default: all roles' slots"
     )
@@ -109,6 +119,11 @@ class Settings(BaseSettings):
         default=None, ge=0, description="more that may wait for a turn (beyond: 503); default: as many as running"
     )
     admission_retry_after_s: int = Field(default=1, ge=1, description="Retry-After of a 503 server_busy")
+    llama_server: Literal["auto", "never"] = Field(
+        default="auto",
+        description="auto: local GGUF roles (engine llama_cpp) run the natively built llama-server when it is in the "
+        "cache (`ember models build-server`), else xllamacpp's; never: always xllamacpp's",
+    )
 
     @field_validator("roles", mode="after")
     @classmethod

@@ -1,4 +1,4 @@
-"""The one place where extension points live: chat engines, speech engines, modes and specialists.
+"""The one place where extension points live: chat, speech and embedding engines, modes and specialists.
 
 Built-ins register exactly as a third-party plugin does: a module that, on import, calls
 `engines.add(...)` or `modes.add(...)`. `load_plugins()` imports the built-in modules listed in
@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 if TYPE_CHECKING:
     from ember.agents.specialists import Specialist
     from ember.config import EngineSpec, Settings
-    from ember.engines.base import Engine, SpeechEngine
+    from ember.engines.base import EmbeddingEngine, Engine, SpeechEngine
+    from ember.engines.embeddings import Embedders
     from ember.modes.base import Mode
-    from ember.vision.base import VisionSpecialist
+    from ember.vision.base import ImageReader
 
 T = TypeVar("T")
 
@@ -28,12 +29,13 @@ DEFAULT_PLUGINS = (
     "ember.engines.openai_compat",
     "ember.engines.fake",
     "ember.engines.whisper",
+    "ember.engines.local_embedding",
     "ember.modes.instant",
     "ember.modes.thinking",
     "ember.modes.contemplating",
     "ember.modes.health",
     "ember.modes.shopping",
-    "ember.vision.specialists",
+    "ember.vision.readers",
     "ember.agents.specialists",
     "ember.modes.auto",
 )
@@ -69,12 +71,16 @@ EngineFactory = Callable[["EngineSpec", "Settings"], "Engine"]
 
 SpeechFactory = Callable[["EngineSpec", "Settings"], "SpeechEngine"]
 
-VisionFactory = Callable[["Settings"], "VisionSpecialist"]  # called once, when the first image is described
+# `Embedders`: the server's packaged sentence embedders, for an engine that runs them in process (others ignore it)
+EmbeddingFactory = Callable[["EngineSpec", "Settings", "Embedders"], "EmbeddingEngine"]
+
+VisionFactory = Callable[["Settings"], "ImageReader"]  # called once, when the first image is described
 
 engines: Registry[EngineFactory] = Registry("engine")
 speech_engines: Registry[SpeechFactory] = Registry("speech engine")
+embedding_engines: Registry[EmbeddingFactory] = Registry("embedding engine")
 modes: Registry[Mode] = Registry("mode")
-vision: Registry[VisionFactory] = Registry("vision specialist")  # each adds its guesses to image descriptions
+vision: Registry[VisionFactory] = Registry("image reader")  # each adds its guesses to image descriptions
 specialists: Registry[Specialist] = Registry("specialist")  # tools the planner and ember-auto may call
 
 _loaded = False

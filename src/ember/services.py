@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ember.config import Settings
 from ember.engines.embeddings import Embedders
 from ember.engines.pool import EnginePool
-from ember.health.service import Knowledge
+from ember.medical.service import Knowledge
 from ember.shopping.service import Shop
 from ember.store.sql import SqlStore
 
@@ -34,7 +34,8 @@ class Services:
         store = store or SqlStore(settings.db_url)
         embedders = Embedders(settings.cache_dir)
         knowledge = Knowledge(embedders, build=settings.build_health_index)
-        return cls(settings, EnginePool(settings), store, Shop(store, embedders), knowledge, embedders)
+        engines = EnginePool(settings, embedders)  # embedding roles run on the same embedders
+        return cls(settings, engines, store, Shop(store, embedders), knowledge, embedders)
 
     async def aclose(self) -> None:
         """Stop the engines, close the knowledge index and the store."""

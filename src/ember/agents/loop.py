@@ -7,21 +7,27 @@ left of the run's `RunBudget` (steps, completion tokens, wall-clock seconds). A 
 do not match its schema) becomes a failed `Observation` the merge step sees; any other exception is
 Ember's bug and propagates. Steps are fixed when the plan is made: no step's output can add a call.
 
-The loop does not write plans or answers: `ember.agents.planner` does.
+The loop does not write plans or answers: `ember.agents.planner` does. `server_calls` runs the calls a model
+made to specialists offered as tools (the Responses API's built-in tools), each as a one-step run.
 """
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from ember import registry
 from ember.agents.specialists import Context, Observation, allowed, check_args
 from ember.errors import EmberError
-from ember.types import Usage
+from ember.types import ChatRequest, ServerCall, ToolCall, Usage
+
+if TYPE_CHECKING:
+    from ember.services import Services
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,32 @@ async def _observe(step: Step, run: Run, context: Context) -> Observation:
     timeout = min(specialist.budget.timeout_s, max(run.budget.wall_s - run.elapsed(), 0.1))
     with anyio.fail_after(timeout):
         return await specialist.call(args, context, max_tokens)
+
+
+SERVER_CALL_BUDGET = RunBudget(max_steps=1, max_tokens=1024, wall_s=120.0)
+
+
+def server_calls(context: Context) -> Callable[[ToolCall], Awaitable[ServerCall]]:
+    """Run a model's call to a specialist (its arguments JSON text) as a one-step run for `context`'s caller;
+    a failure (unknown or disallowed specialist, bad arguments, a timeout) is a failed call, not an error."""
+
+    async def run(call: ToolCall) -> ServerCall:
+        try:
+            args = json.loads(call.arguments)
+        except ValueError:
+            return ServerCall(call.id, call.name, call.arguments, f"{call.name} failed: arguments are not JSON", False)
+        done = await run_steps([Step(0, call.name, args)], context, SERVER_CALL_BUDGET)
+        seen = done.results[0]
+        return ServerCall(call.id, call.name, call.arguments, seen.text, seen.ok)
+
+    return run
+
+
+def server_calls_for(request: ChatRequest, services: Services) -> Callable[[ToolCall], Awaitable[ServerCall]] | None:
+    """How `request`'s calls to the specialists it offers as tools are run (None: it offers none)."""
+    if not request.params.server_tools:
+        return None
+    return server_calls(Context(services, request.user, request.params.seed, request.scopes))
 
 
 def _failed(run: Run, why: str) -> Observation:

@@ -72,6 +72,7 @@ class Features:
     separate_asks: bool
     data_list: bool  # the questions or items are material for one task, not separate asks
     effort: str | None = None  # the reasoning_effort the caller asked for, if any
+    tools: bool = False  # the caller offers functions, or the conversation holds calls to them
 
     def signals(self) -> dict[str, object]:
         return {k: v for k, v in self.__dict__.items() if v not in (False, None, 0)}
@@ -86,13 +87,24 @@ def features(request: ChatRequest) -> Features:
         expression=bare_expression(text),
         numbers=len(_NUMBER.findall(text)),
         quantity_question=bool(_QUANTITY.search(text)),
-        options=len(_OPTION.findall(text)),
+        options=options_in(text),
         questions=len(re.findall(r"\?(?:\s|$)", text)),
         enumerated=len(_ENUMERATED.findall(text)),
         separate_asks=bool(_SEPARATE_ASK.search(text)),
         data_list=bool(_DATA_LIST.search(text)),
         effort=request.reasoning_effort,
+        tools=uses_tools(request),
     )
+
+
+def uses_tools(request: ChatRequest) -> bool:
+    """Whether `request` offers tools or its conversation holds tool calls (only a mode that calls reads it)."""
+    return bool(request.params.tools) or any(m.tool_calls or m.role == "tool" for m in request.messages)
+
+
+def options_in(text: str) -> int:
+    """How many lettered options ("A) …", "(B) …") `text` lists: 2 or more make it multiple choice."""
+    return len(_OPTION.findall(text))
 
 
 def bare_expression(text: str) -> str | None:
@@ -107,7 +119,7 @@ def bare_expression(text: str) -> str | None:
     return candidate
 
 
-def _word_problem(f: Features) -> bool:
+def word_problem(f: Features) -> bool:
     return f.questions <= 1 and ((f.numbers >= 1 and f.quantity_question) or (f.numbers >= 2 and f.questions >= 1))
 
 
@@ -126,11 +138,18 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
+    Rule(
+        "tools, thinking",
+        lambda f: f.tools and f.effort is not None,
+        "ember-thinking",
+        "functions offered and reasoning effort asked for: reasons, then calls or answers",
+    ),
+    Rule("tools", lambda f: f.tools, "ember-instant", "functions offered: calls one or answers at once"),
     Rule("images", lambda f: f.images, "ember-instant", "the request has images: described, then answered"),
     Rule("arithmetic", lambda f: f.expression is not None, "calculator", "a bare arithmetic expression"),
     Rule(
         "depth asked",
-        lambda f: f.effort == "high" and (f.options >= 2 or _word_problem(f)),
+        lambda f: f.effort == "high" and (f.options >= 2 or word_problem(f)),
         "ember-contemplating",
         "a task to work out, and the caller asked for high reasoning effort: several agents, then a vote",
         "high",
@@ -138,7 +157,7 @@ RULES: tuple[Rule, ...] = (
     Rule("multiple choice", lambda f: f.options >= 2, "choice", "a multiple-choice question: answered directly"),
     Rule(
         "word problem",
-        _word_problem,
+        word_problem,
         "program",
         "a question with numbers to work out: the model writes the arithmetic, the calculator runs it",
         "low",
@@ -152,11 +171,12 @@ BUILT_IN_TARGETS = ("calculator", "choice", "program", "planner")
 
 
 def usable(target: str, request: ChatRequest) -> bool:
-    """Whether `target` exists here and the caller's key may use it."""
+    """Whether `target` exists here, the caller's key may use it, and it calls tools if the request needs that."""
     if target in BUILT_IN_TARGETS:
-        return True
+        return not uses_tools(request)
     mode = registry.modes.get(target)
-    return mode is not None and (request.scopes is None or mode.scope in request.scopes)
+    allowed = mode is not None and (request.scopes is None or mode.scope in request.scopes)
+    return allowed and mode is not None and (mode.tools or not uses_tools(request))
 
 
 def choose(request: ChatRequest) -> Route:

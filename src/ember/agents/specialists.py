@@ -68,12 +68,14 @@ class Observation:
 @dataclass(frozen=True)
 class Context:
     """What a specialist may use: the server's services, the asker (for consent and their tenant), the sampling seed,
-    and the caller's key scopes (None: all), which bound the specialists a plan may call."""
+    the caller's key scopes (None: all), which bound the specialists a plan may call, and the descriptions of
+    the images in the conversation, which a mode's sub-task reads beside its task."""
 
     services: Services
     user: Person = ANONYMOUS
     seed: int | None = None
     scopes: frozenset[str] | None = None
+    seen: tuple[str, ...] = ()  # the conversation's image descriptions (machine guesses), for every sub-task
 
 
 class Specialist(Protocol):
@@ -168,7 +170,7 @@ class ModeSpecialist:
             raise InvalidRequest(f"{self.name}: the mode {self.mode!r} is not available")
         request = ChatRequest(
             model=self.mode,
-            messages=[Message("user", str(args["task"]))],
+            messages=[Message("user", str(args["task"]), descriptions=context.seen)],
             params=GenerationParams(max_tokens=max_tokens, seed=context.seed),
             user=context.user,
             reasoning_effort=self.effort,

@@ -13,9 +13,22 @@ import ember
 from ember import registry
 from ember.api import errors, log_safety, openapi, request_text
 from ember.api.body_limit import BodyLimit
-from ember.api.health_probe import HealthProbe
 from ember.api.metrics import Metrics
-from ember.api.routes import audio, chat, conversations, docs, health, me, models, shopping, web
+from ember.api.readiness import HealthProbe
+from ember.api.routes import (
+    audio,
+    chat,
+    conversations,
+    docs,
+    embeddings,
+    me,
+    media,
+    models,
+    probe,
+    responses,
+    shopping,
+    web,
+)
 from ember.config import Settings
 from ember.policy import privacy
 from ember.policy.keys import KeyStore
@@ -23,6 +36,7 @@ from ember.policy.limits import Limiter
 from ember.services import Services
 from ember.serving.admission import Admission
 from ember.serving.pipeline import Pipeline
+from ember.serving.titles import Titles
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +52,11 @@ def create_app(settings: Settings) -> FastAPI:
         pool, store = services.engines, services.store
         app.state.settings = settings
         app.state.services = services
-        app.state.pipeline = Pipeline(services, metrics)
-        app.state.keys = KeyStore(store.engine, settings)
+        titles = Titles(services) if settings.titles else None
+        app.state.pipeline = Pipeline(services, metrics, titles)
+        app.state.keys = KeyStore(store.db, settings)
         app.state.admission = Admission.of(settings)
-        app.state.health = checks = HealthProbe(lambda: health.probe_engines(pool, settings))  # cached /health
+        app.state.health = checks = HealthProbe(lambda: probe.probe_engines(pool, settings))  # cached /health
         limiter: Limiter | None = None
         try:
             app.state.limiter = limiter = await Limiter.open(settings)
@@ -52,6 +67,8 @@ def create_app(settings: Settings) -> FastAPI:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(privacy.keep_purging, store, settings)  # at start, then hourly; idle without retention
                 tg.start_soon(services.knowledge.keep_built)  # the health index, if missing: a child process
+                if titles is not None:
+                    tg.start_soon(titles.keep_writing)  # new conversations' titles, by the fast model
                 yield
                 tg.cancel_scope.cancel()
         finally:
@@ -72,7 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     errors.install(app)
     openapi.install(app)  # the schema documents the error envelope Ember answers with
-    for module in (chat, audio, models, conversations, me, health, shopping, docs):
+    for module in (chat, responses, audio, embeddings, models, conversations, media, me, probe, shopping, docs):
         app.include_router(module.router)
     web.install(app)  # the chat page at / and its files under /web
     app.add_middleware(BodyLimit, limit_for=body_limit(settings))

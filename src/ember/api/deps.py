@@ -16,7 +16,9 @@ from ember.errors import Unauthenticated
 from ember.policy.keys import KEY_PREFIX, LOCAL, KeyStore, Principal
 from ember.serving.base import Serving
 from ember.serving.chat import ChatServing
+from ember.serving.embeddings import EmbeddingServing
 from ember.serving.pipeline import Pipeline
+from ember.serving.responses import ResponsesServing
 from ember.serving.transcription import TranscriptionServing
 
 S = TypeVar("S", bound=Serving)
@@ -79,9 +81,12 @@ def requires(scope: str, *alternatives: str) -> Callable[[Principal], Awaitable[
 
 ChatServingDep = Annotated[ChatServing, Depends(_serving(ChatServing))]
 TranscriptionServingDep = Annotated[TranscriptionServing, Depends(_serving(TranscriptionServing))]
+EmbeddingServingDep = Annotated[EmbeddingServing, Depends(_serving(EmbeddingServing))]
+ResponsesServingDep = Annotated[ResponsesServing, Depends(_serving(ResponsesServing))]
 PipelineDep = Annotated[Pipeline, Depends(_pipeline)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 AdminPrincipal = Annotated[Principal, Depends(requires("admin"))]
 AudioPrincipal = Annotated[Principal, Depends(requires("audio"))]
+ChatPrincipal = Annotated[Principal, Depends(requires("chat"))]
 ShoppingPrincipal = Annotated[Principal, Depends(requires("shopping"))]

@@ -2,7 +2,8 @@
 
 Strict out: no unknown fields, and a field is either always sent (`null` included, as OpenAI's `logprobs`) or,
 declared `Omitted`, left out of the body when it has no value (`reasoning_content`, the extension fields
-`input_transcripts`, `citations`, `trace`, `route`). Fields are declared in the order they go on the wire.
+`input_transcripts`, `citations`, `trace`, `route`, `memory_proposal`). Fields are declared in the order they go
+on the wire.
 Numbers that arrive as whole numbers stay integers (`Number`), so a body reads as it did when built by hand.
 Request models live in `ember.api.protocol`, which builds and dumps these.
 """
@@ -13,7 +14,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from ember.types import Citation, Route, TraceStep, Usage
+from ember.types import Citation, MemoryProposal, Route, TraceStep, Usage
 
 
 def _none(value: object) -> bool:
@@ -120,6 +121,18 @@ class RouteOut(Wire):
         return cls.model_validate(route.as_dict())
 
 
+class MemoryProposalOut(Wire):
+    """Ember extension: a durable fact the person's message stated ("I'm vegetarian"), offered to be remembered
+    (with their `memory` consent on). Nothing is kept: `POST /v1/me/memories` with this `text` keeps it."""
+
+    text: str
+    kind: Literal["diet", "allergy", "budget", "location", "family", "preference"]
+
+    @classmethod
+    def of(cls, proposal: MemoryProposal) -> MemoryProposalOut:
+        return cls.model_validate(proposal.as_dict())
+
+
 class InputTranscript(Wire):
     """Ember extension: what was heard in an `input_audio` part."""
 
@@ -130,10 +143,22 @@ class InputTranscript(Wire):
     duration: Number
 
 
+class FunctionCallOut(Wire):
+    name: str
+    arguments: str  # JSON text
+
+
+class ToolCallOut(Wire):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCallOut
+
+
 class AssistantMessage(Wire):
     role: Literal["assistant"]
-    content: str
+    content: str | None  # null when the answer is only tool calls
     reasoning_content: Omitted[str] = None
+    tool_calls: Omitted[list[ToolCallOut]] = None
 
 
 class Choice(Wire):
@@ -154,12 +179,28 @@ class ChatCompletion(Wire):
     citations: Omitted[list[CitationOut]] = None
     trace: Omitted[list[TraceStepOut]] = None
     route: Omitted[RouteOut] = None
+    memory_proposal: Omitted[MemoryProposalOut] = None
+
+
+class FunctionPieceOut(Wire):
+    name: Omitted[str] = None
+    arguments: str
+
+
+class ToolCallPieceOut(Wire):
+    """A piece of a streamed tool call: `id`, `type` and the function's `name` come on its first piece."""
+
+    index: int
+    id: Omitted[str] = None
+    type: Omitted[Literal["function"]] = None
+    function: FunctionPieceOut
 
 
 class ChunkDelta(Wire):
     role: Omitted[Literal["assistant"]] = None
     content: Omitted[str] = None
     reasoning_content: Omitted[str] = None
+    tool_calls: Omitted[list[ToolCallPieceOut]] = None
 
 
 class ChunkChoice(Wire):
@@ -182,17 +223,22 @@ class ChatCompletionChunk(Wire):
     citations: Omitted[list[CitationOut]] = None
     trace: Omitted[list[TraceStepOut]] = None
     route: Omitted[RouteOut] = None
+    memory_proposal: Omitted[MemoryProposalOut] = None
 
 
-# -- models, transcriptions ---------------------------------------------------------------------------------
+# -- models, transcriptions, embeddings -----------------------------------------------------------------------
 
 
 class ModelCard(Wire):
+    """OpenAI's model object, with two Ember extensions: `description`, and `task`: what the model does (`chat`:
+    a mode for `/v1/chat/completions`; `embedding`: a model for `/v1/embeddings`)."""
+
     id: str
     object: Literal["model"] = "model"
     created: int
     owned_by: str
     description: str
+    task: Literal["chat", "embedding"]
 
 
 class ModelList(Wire):
@@ -223,6 +269,28 @@ class VerboseTranscription(Wire):
     segments: list[TranscriptionSegment]
 
 
+class EmbeddingOut(Wire):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str = Field(
+        description="the vector; with `encoding_format: base64`, its little-endian float32 bytes in base64"
+    )
+
+
+class EmbeddingUsage(Wire):
+    prompt_tokens: int = Field(ge=0)
+    total_tokens: int = Field(ge=0)
+
+
+class EmbeddingList(Wire):
+    """`/v1/embeddings`: one vector per input, in the inputs' order."""
+
+    object: Literal["list"] = "list"
+    data: list[EmbeddingOut]
+    model: str
+    usage: EmbeddingUsage
+
+
 # -- conversations and people -------------------------------------------------------------------------------
 
 
@@ -236,27 +304,70 @@ class Conversation(Wire):
     updated_at: int
 
 
-class StoredMessage(Wire):
-    """A stored turn other than the assistant's."""
+class StoredTurn(Wire):
+    """A stored turn's place in its conversation's tree: its number (`seq`, in the order turns were stored),
+    the turn it follows (`parent`, null for a first turn) and the turns that follow that same turn, itself
+    included (`siblings`: its other versions, from regenerating or editing; oldest first)."""
 
-    role: Literal["system", "user"]
+    seq: int
+    parent: int | None
+    siblings: list[int]
+
+
+class StoredImagePart(Wire):
+    """An image a stored user turn carried: what the image readers said of it (null if they made nothing) and,
+    while it is `stored` (the person's `media_storage` consent, at most `EMBER_MEDIA_MAX_BYTES`), where to
+    fetch it; else why it is not (`too_large`, or `media_storage_off`: off when sent, or turned off since)."""
+
+    type: Literal["image"]
+    sha256: str = Field(description="of the image's bytes as stored (as intake decoded them)")
+    mime: str
+    width: int
+    height: int
+    bytes: int
+    stored: bool
+    url: Omitted[str] = Field(default=None, description="GET it with the same key and `user` as the conversation")
+    not_stored: Omitted[Literal["too_large", "media_storage_off"]] = None
+    description: str | None
+
+
+class StoredAudioPart(Wire):
+    """An audio clip a stored user turn carried, as heard (its transcript is also in the turn's content)."""
+
+    type: Literal["audio"]
+    transcript: str
+    language: str
+    duration: Number = Field(description="seconds")
+
+
+class StoredMessage(StoredTurn):
+    """A stored turn other than the assistant's (a `tool` turn names the call it answers; a user turn's images
+    and audio clips are its `parts`: images first, then audio, each in the order sent)."""
+
+    role: Literal["system", "user", "tool"]
     content: str
     created_at: int
     reasoning_content: Omitted[str] = None
+    tool_call_id: Omitted[str] = None
+    image_descriptions: Omitted[list[str]] = None  # a user turn's images, as the image readers described them
+    parts: Omitted[list[Annotated[StoredImagePart | StoredAudioPart, Field(discriminator="type")]]] = None
 
 
-class StoredAnswer(Wire):
+class StoredAnswer(StoredTurn):
     """A stored assistant turn: how it finished (null if unknown) and its tokens."""
 
     role: Literal["assistant"]
     content: str
     created_at: int
     reasoning_content: Omitted[str] = None
+    tool_calls: Omitted[list[ToolCallOut]] = None
     finish_reason: str | None
     usage: UsageOut
 
 
 class ConversationDetail(Conversation):
+    """A conversation with the turns of its active branch (in a person's export: every turn of every branch)."""
+
     messages: list[Annotated[StoredMessage | StoredAnswer, Field(discriminator="role")]]
 
 
@@ -265,42 +376,10 @@ class ConversationList(Wire):
     data: list[Conversation]
 
 
-class ConsentFlags(Wire):
-    history: bool
-    personalisation: bool
-    health_storage: bool
-
-
-class PersonOut(Wire):
-    object: Literal["person"] = "person"
+class ConversationDeleted(Wire):
     id: str
-    consent: ConsentFlags
-
-
-class ApiKeyRow(Wire):
-    """An API key as exported: never its hash."""
-
-    id: str
-    prefix: str
-    owner: str
-    scopes: str
-    tier: str
-    name: str
-    created_at: Number
-    revoked_at: Number | None
-
-
-class EventRow(Wire):
-    user: str
-    item: str
-    type: str
-    timestamp: Number
-    value: Omitted[Number] = None
-
-
-class Friendship(Wire):
-    user: str
-    friend: str
+    object: Literal["conversation.deleted"] = "conversation.deleted"
+    deleted: Literal[True] = True
 
 
 class Post(Wire):
@@ -311,92 +390,3 @@ class Post(Wire):
     audience: str
     items: list[str]
     created_at: int
-
-
-class PersonExport(Wire):
-    """Everything held about a person; `api_keys` only for a key's owner exporting their whole tenant."""
-
-    object: Literal["person.export"] = "person.export"
-    id: str
-    exported_at: int
-    consent: dict[str, ConsentFlags]
-    conversations: list[ConversationDetail]
-    api_keys: Omitted[list[ApiKeyRow]] = None
-    events: list[EventRow]
-    posts: list[Post]
-    friendships: list[Friendship]
-    named_in_posts: list[str]
-
-
-class PersonDeleted(Wire):
-    object: Literal["person.deleted"] = "person.deleted"
-    id: str
-    deleted: bool
-    removed: dict[str, int]
-
-
-# -- shopping -------------------------------------------------------------------------------------------------
-
-
-class RejectedRow(Wire):
-    index: int
-    message: str
-
-
-class ImportReport(Wire):
-    """A batch's outcome: `object` is `events.import`, `catalog.import`, `posts.import` or `friendships.import`."""
-
-    object: str
-    accepted: int
-    rejected: list[RejectedRow]
-
-
-class CatalogItem(Wire):
-    id: str
-    object: Literal["catalog.item"] = "catalog.item"
-    title: str
-    description: str
-    category: str
-    price: Number
-    currency: str
-    attributes: dict[str, Any]
-
-
-class Recommendation(Wire):
-    rank: int
-    item: CatalogItem
-    score: Number
-    reasons: list[str]
-
-
-class Recommendations(Wire):
-    object: Literal["list"] = "list"
-    user: str
-    personalised: bool
-    data: list[Recommendation]
-
-
-# -- health ---------------------------------------------------------------------------------------------------
-
-
-class IndexStatus(Wire):
-    """ember-health's knowledge index: ready, or how far a build has got (and why it failed, if it did)."""
-
-    ready: bool
-    building: bool
-    done: int
-    total: int
-    error: Omitted[str] = None
-
-
-class HealthReport(Wire):
-    """`/health`: every engine's probe (200 `ok`, or 503 `unavailable`), its age, and the knowledge index."""
-
-    status: Literal["ok", "unavailable"]
-    engines: dict[str, dict[str, Any]]
-    age_s: Number
-    health_index: IndexStatus
-
-
-class Live(Wire):
-    status: Literal["ok"] = "ok"

@@ -1,5 +1,5 @@
-"""The `ember` command: serve · chat · transcribe · models · health · keys · privacy · import, and the tooling
-commands eval · bench · reliability (package `ember_tools`).
+"""The `ember` command: serve · chat · transcribe · models · health · keys · privacy · conversations · import,
+and the tooling commands eval · bench · reliability (package `ember_tools`).
 
 Each command's module is imported only when that command runs; `ember --help` lists them from the table below
 without importing any, so `ember serve` loads no tooling and no command loads another's dependencies.
@@ -22,6 +22,10 @@ COMMANDS = {
     "health": Lazy("ember.cli.models:health", "The health knowledge index behind ember-health."),
     "keys": Lazy("ember.cli.admin:keys", "API keys: create (shown once), list, revoke."),
     "privacy": Lazy("ember.cli.admin:privacy", "Privacy chores on the server's database."),
+    "conversations": Lazy(
+        "ember.cli.conversations:conversations",
+        "A person's stored conversations: list or search, show a branch, rename, delete, export.",
+    ),
     "import": Lazy(
         "ember.shopping.commands:import_",
         "Load shopping data: catalog, events, posts or friendships from CSV / JSONL; or the demo data.",

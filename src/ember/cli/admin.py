@@ -19,7 +19,7 @@ def _key_store() -> Any:
     from ember.store.sql import SqlStore
 
     settings = load_settings()
-    return KeyStore(SqlStore(settings.db_url).engine, settings)
+    return KeyStore(SqlStore(settings.db_url).db, settings)
 
 
 @keys.command("create")
@@ -59,7 +59,7 @@ def privacy() -> None:
 @privacy.command("purge")
 @click.option("--days", type=float, default=None, help="purge what is older than this (default: retention_days)")
 def privacy_purge(days: float | None) -> None:
-    """Delete conversations not updated for the retention period (what `ember serve` also does hourly)."""
+    """Delete conversations and stored responses older than the retention period (`ember serve` does it hourly)."""
     from ember.policy.privacy import purge_expired
     from ember.store.sql import SqlStore
 
@@ -72,4 +72,7 @@ def privacy_purge(days: float | None) -> None:
     finally:
         store.close()
     days_text = f"{settings.retention_days:g} days"
-    click.echo(f"purged {purged.conversations} conversations ({purged.messages} messages) older than {days_text}")
+    click.echo(
+        f"purged {purged.conversations} conversations ({purged.messages} messages) and {purged.responses} "
+        f"responses older than {days_text}"
+    )

@@ -17,7 +17,18 @@ from ember.config import EngineSpec, Settings
 from ember.intake.audio import AudioClip, load_audio
 from ember.intake.images import load_image
 from ember.transcripts import subtitles, verbose_json
-from ember.types import Answer, ChatRequest, Delta, GenerationParams, Message, Person, TranscribeOptions, Transcript
+from ember.types import (
+    Answer,
+    ChatRequest,
+    Delta,
+    GenerationParams,
+    Message,
+    Person,
+    Tool,
+    ToolCall,
+    TranscribeOptions,
+    Transcript,
+)
 
 if TYPE_CHECKING:
     from ember.engines.openai_compat import OpenAITranscriber
@@ -118,25 +129,54 @@ async def _chat_loop(
     audio: Path | None,
     images: tuple[Path, ...] = (),
     max_tokens: int | None = None,
+    tools: tuple[Tool, ...] = (),
 ) -> None:
     s = load_settings()
     pictures = tuple(load_image(p, s.image_max_bytes, s.image_max_pixels) for p in images)  # for the first turn
-    params = GenerationParams(max_tokens=max_tokens)
+    params = GenerationParams(max_tokens=max_tokens, tools=tools, parallel_tool_calls=False)  # one result a line
     turn, ears, closer = await (
         _remote_turns(mode, url, api_key, params) if url else _embedded_turns(mode, user, params)
     )
     history: list[Message] = []
+    waiting: list[ToolCall] = []  # calls the answer made whose results the user has still to type
     try:
         async for line in _lines(audio, ears, load_settings()):
-            history.append(Message("user", line, pictures))
-            pictures = ()
+            if waiting:
+                history.append(Message("tool", line, tool_call_id=waiting.pop(0).id))
+                if waiting:
+                    click.echo(f"(the result of {waiting[0].name})")
+                    continue
+            else:
+                history.append(Message("user", line, pictures))
+                pictures = ()
             answer = Answer()
             async for delta in turn(history):
                 click.echo(answer.add(delta).content, nl=False)
             click.echo()
-            history.append(Message("assistant", answer.text))
+            history.append(Message("assistant", answer.text, tool_calls=answer.tool_calls))
+            waiting = list(answer.tool_calls)
+            for call in waiting:
+                click.echo(f"-> {call.name}({call.arguments})")
+            if waiting:
+                click.echo(f"(the result of {waiting[0].name})")
     finally:
         await closer.close()
+
+
+def _tools(path: Path | None) -> tuple[Tool, ...]:
+    """The functions in a JSON file of OpenAI `tools` (none without a file), checked as the API checks them."""
+    if path is None:
+        return ()
+    from pydantic import TypeAdapter, ValidationError
+
+    from ember.api.protocol import ToolIn, tool_of
+    from ember.errors import InvalidRequest
+
+    try:
+        offered = TypeAdapter(list[ToolIn]).validate_json(path.read_bytes())
+        return tuple(tool_of(t.function, f"tools.{i}.function") for i, t in enumerate(offered))
+    except (ValidationError, InvalidRequest) as exc:
+        raise click.BadParameter(f"{path} is not a JSON list of OpenAI function tools: {exc}") from exc
 
 
 @click.command()
@@ -151,6 +191,9 @@ async def _chat_loop(
 @click.option("--audio", type=AUDIO_FILE, default=None, help="start with this spoken question (wav, mp3, ogg, webm…)")
 @click.option("--image", "images", type=AUDIO_FILE, multiple=True, help="show this image with the first question")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=None, help="cap each answer at this many tokens")
+@click.option(
+    "--tools", "tools_file", type=AUDIO_FILE, default=None, help="offer the functions in this JSON file of OpenAI tools"
+)
 def chat(
     mode: str,
     url: str | None,
@@ -159,9 +202,12 @@ def chat(
     audio: Path | None,
     images: tuple[Path, ...],
     max_tokens: int | None,
+    tools_file: Path | None,
 ) -> None:
-    """Chat in the terminal, streaming answers. /exit or Ctrl-D to leave."""
-    asyncio.run(_chat_loop(mode, url, api_key, user, audio, images, max_tokens))
+    """Chat in the terminal, streaming answers. /exit or Ctrl-D to leave. With --tools, a call the model makes
+    (one at a time) is shown as `-> name(arguments)` and the next line you type is its result."""
+    tools = _tools(tools_file)
+    asyncio.run(_chat_loop(mode, url, api_key, user, audio, images, max_tokens, tools))
 
 
 async def _transcribe(file: Path, model: str, url: str | None, api_key: str | None, language: str | None) -> Transcript:

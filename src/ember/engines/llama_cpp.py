@@ -37,6 +37,7 @@ class LlamaCppEngine:
     """One loaded GGUF model serving `spec.parallel` slots of `spec.ctx_size` tokens each."""
 
     name = "llama_cpp_inprocess"
+    server: str | None = None  # in this process, no server
 
     def __init__(self, spec: EngineSpec, settings: Settings) -> None:
         self.spec = spec
@@ -44,20 +45,20 @@ class LlamaCppEngine:
         self.capabilities = Capabilities(
             image="mmproj" in spec.options, context_tokens=spec.ctx_size, parallel=spec.parallel
         )
-        self.server: Any = None
+        self.runtime: Any = None
         self.active = 0
         self._pool = ThreadPoolExecutor(max_workers=2 * spec.parallel, thread_name_prefix="llama")
         self._start_lock = asyncio.Lock()
 
     async def start(self) -> None:
         async with self._start_lock:
-            if self.server is not None:
+            if self.runtime is not None:
                 return
             path = await asyncio.to_thread(resolve_model, self.spec.model, self.settings.cache_dir)
             mmproj = self.spec.options.get("mmproj")
             if mmproj is not None:
                 mmproj = str(await asyncio.to_thread(resolve_model, str(mmproj), self.settings.cache_dir))
-            self.server = await asyncio.to_thread(xlc.Server, server_params(self.spec, str(path), mmproj))
+            self.runtime = await asyncio.to_thread(xlc.Server, server_params(self.spec, str(path), mmproj))
 
     def _run(self, body: dict[str, object], put: Any, cancelled: threading.Event) -> None:
         def on_chunk(chunk: dict[str, Any]) -> bool:
@@ -67,7 +68,7 @@ class LlamaCppEngine:
         self.active += 1
         try:
             if not cancelled.is_set():
-                self.server.handle_chat_completions(body, on_chunk)
+                self.runtime.handle_chat_completions(body, on_chunk)
         except Exception as exc:  # the C++ layer raises plain RuntimeErrors
             put(EngineError(f"llama.cpp failed: {exc}"))
         finally:
@@ -75,7 +76,7 @@ class LlamaCppEngine:
             put(_END)
 
     async def stream(self, messages: list[Message], params: GenerationParams) -> AsyncIterator[Delta]:
-        if self.server is None:
+        if self.runtime is None:
             raise EngineUnavailable(f"engine for {self.spec.model!r} is not started")
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -101,11 +102,11 @@ class LlamaCppEngine:
             cancelled.set()
 
     async def close(self) -> None:
-        server, self.server = self.server, None
-        if server is not None:
+        runtime, self.runtime = self.runtime, None
+        if runtime is not None:
             await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
-            holder = [server]
-            del server
+            holder = [runtime]
+            del runtime
             await asyncio.to_thread(holder.clear)  # the destructor joins llama.cpp's loop thread
 
 

@@ -1,12 +1,15 @@
 """llama.cpp in a managed child process, the default engine (`llama_cpp`) of local GGUF roles.
 
-The child (`ember.engines.llama_child`) runs llama.cpp's own HTTP server on the role's model, with the
-same slots, context, threads and projector as the in-process engine, so llama.cpp's compute threads do
-not share a GIL and an event loop with Ember (`llama_cpp_inprocess` is the in-process alternative). This
-module starts it, waits for its `/health`, forwards each generation over loopback HTTP to
-`OpenAICompatEngine` (the wire protocol lives there only), and restarts it when it
+The child runs llama.cpp's own HTTP server on the role's model, with the same slots, context, threads and
+projector as the in-process engine, so llama.cpp's compute threads do not share a GIL and an event loop
+with Ember (`llama_cpp_inprocess` is the in-process alternative). It is one of two servers
+(`Settings.llama_server`): `llama-server` built natively from source (`ember.engines.llama_server`) when it
+is in the cache and the setting is `auto`, which reads prompts faster; else xllamacpp's prebuilt server
+(`ember.engines.llama_child`). This module starts it, waits for its `/health`, forwards each generation
+over loopback HTTP to `OpenAICompatEngine` (the wire protocol lives there only), and restarts it when it
 dies: the request in flight gets an `EngineUnavailable` (503) and the next one is served by a fresh
-child. `close` stops it; a child whose parent is killed exits by itself. llama.cpp keeps each slot's
+child. `close` stops it; a child whose parent is killed exits by itself (the kernel kills it: a parent-death
+signal set before it runs; the xllamacpp child also watches its parent). llama.cpp keeps each slot's
 prompt cache, and picks the slot whose cached prompt shares the longest prefix with a new request, so a
 conversation's next turn reuses the earlier turns' work.
 """
@@ -16,11 +19,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import ctypes
 import json
 import logging
 import os
+import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -29,6 +35,7 @@ import ember
 from ember import registry
 from ember.assets.assemble import resolve_model
 from ember.config import EngineSpec, Settings
+from ember.engines import llama_server
 from ember.engines.openai_compat import OpenAICompatEngine
 from ember.errors import EngineUnavailable
 from ember.types import Capabilities, Delta, GenerationParams, Message
@@ -49,15 +56,34 @@ LOG_TAIL_LINES = 20
 # beside two processes playing ping-pong on a socket (as a client polling Ember does). 1,000 spins
 # (libgomp's own choice when it knows it has more threads than cores) cost ~3% of one stream's decode on
 # an idle machine; 0 (sleep at once, OMP_WAIT_POLICY=passive) cost ~30%.
+# The natively built llama-server links libgomp too (`ldd libggml-cpu.so`), so both children get it.
 OPENMP_WAIT = {"GOMP_SPINCOUNT": "1000"}
+NATIVE, WHEEL = "llama-server", "xllamacpp"  # the two servers a child runs
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when the thread that started it ends
+try:  # Linux's, looked up before any fork
+    _prctl: Callable[..., int] | None = ctypes.CDLL(None, use_errno=True).prctl
+except AttributeError:  # a libc without prctl
+    _prctl = None
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start one child: its command line, its environment, and its URL if known before it starts
+    (None: the child prints it as `{"url": ...}` on stdout)."""
+
+    kind: str
+    args: list[str]
+    env: dict[str, str]
+    url: str | None = None
 
 
 class Child:
     """One running llama.cpp child process: its URL, the tail of its log, and whether we stopped it."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, on_exit: Callable[[Child], None]) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, on_exit: Callable[[Child], None], launch: Launch) -> None:
         self.proc = proc
-        self.url = ""
+        self.kind = launch.kind
+        self.url = launch.url or ""
         self.ready = False  # answered /health once: only then is an exit a crash to recover from
         self.stopping = False
         self.log_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
@@ -90,11 +116,15 @@ class Child:
         return not self.alive
 
     async def stop(self) -> None:
-        """End the process: close its stdin (it exits on end of file), then kill it if it lingers."""
+        """End the process: close its stdin (the xllamacpp child exits on end of file) or send SIGTERM
+        (llama-server shuts down on it), then kill it if it lingers."""
         self.stopping = True
         if self.alive:
             assert self.proc.stdin is not None  # spawned with stdin=PIPE
             self.proc.stdin.close()
+            if self.kind == NATIVE:
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.terminate()
             if not await self.wait_exit(STOP_TIMEOUT_S):
                 with contextlib.suppress(ProcessLookupError):
                     self.proc.kill()
@@ -113,15 +143,50 @@ def child_env() -> dict[str, str]:
     return {**wait, **os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
 
 
-async def spawn(config: Mapping[str, object], on_exit: Callable[[Child], None], timeout_s: float) -> Child:
-    """Start a child with `config`, and return it once it answers `/health`; EngineUnavailable if it exits
+def server_kind(settings: Settings) -> str:
+    """NATIVE if `settings.llama_server` is `auto` and llama-server is built in the cache, else WHEEL."""
+    built = llama_server.binary(settings.cache_dir).is_file()
+    return NATIVE if settings.llama_server == "auto" and built else WHEEL
+
+
+def launch(kind: str, spec: EngineSpec, paths: dict[str, str], cache_dir: Path) -> Launch:
+    """The command line of a `kind` child serving `spec` on the model file (and projector) in `paths`."""
+    if kind == WHEEL:
+        config = {"spec": spec.model_dump(mode="json"), **paths}
+        return Launch(kind, [sys.executable, "-m", "ember.engines.llama_child", json.dumps(config)], child_env())
+    server, port = llama_server.binary(cache_dir), llama_server.free_port()
+    threads = spec.threads or os.cpu_count() or 1
+    args = llama_server.command(
+        server, paths["model"], threads, spec.ctx_size, spec.parallel, port, paths.get("mmproj")
+    )
+    if "verbosity" in spec.options:  # llama-server logs at its default level unless the role asks
+        args += ["--log-verbosity", str(int(spec.options["verbosity"]))]
+    env = {**child_env(), **llama_server.library_env(server)}
+    return Launch(kind, args, env, f"http://{llama_server.LOOPBACK}:{port}")
+
+
+def _dies_with(parent: int) -> Callable[[], None]:
+    """A `preexec_fn` that has the kernel SIGKILL the child when the thread that started it (the event loop's
+    thread of process `parent`) ends, as it does when that process is killed."""
+
+    def preexec() -> None:
+        if _prctl is not None:
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the signal was set
+            os._exit(1)
+
+    return preexec
+
+
+async def spawn(start: Launch, on_exit: Callable[[Child], None], timeout_s: float) -> Child:
+    """Start a child as `start` says, and return it once it answers `/health`; EngineUnavailable if it exits
     or does not come up within `timeout_s`."""
     pipe = asyncio.subprocess.PIPE
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ember.engines.llama_child", json.dumps(config),
-        stdin=pipe, stdout=pipe, stderr=pipe, env=child_env(), start_new_session=True,
+        *start.args, stdin=pipe, stdout=pipe if start.url is None else asyncio.subprocess.DEVNULL, stderr=pipe,
+        env=start.env, start_new_session=True, preexec_fn=_dies_with(os.getpid()),
     )  # fmt: skip
-    child = Child(proc, on_exit)
+    child = Child(proc, on_exit, start)
     try:
         async with asyncio.timeout(timeout_s):
             await _ready(child)
@@ -135,13 +200,14 @@ async def spawn(config: Mapping[str, object], on_exit: Callable[[Child], None], 
 
 
 async def _ready(child: Child) -> None:
-    """Read the child's URL from its stdout, then poll its `/health` until it answers 200."""
-    assert child.proc.stdout is not None  # spawned with stdout=PIPE
-    line = await child.proc.stdout.readline()
-    if not line:
-        await child.wait_exit(EXIT_WAIT_S)
-        raise EngineUnavailable(f"the llama.cpp process exited before listening ({child.describe_exit()})")
-    child.url = str(json.loads(line)["url"])
+    """Read the child's URL from its stdout unless known, then poll its `/health` until it answers 200."""
+    if not child.url:
+        assert child.proc.stdout is not None  # spawned with stdout=PIPE
+        line = await child.proc.stdout.readline()
+        if not line:
+            await child.wait_exit(EXIT_WAIT_S)
+            raise EngineUnavailable(f"the llama.cpp process exited before listening ({child.describe_exit()})")
+        child.url = str(json.loads(line)["url"])
     async with httpx.AsyncClient(base_url=child.url, timeout=10.0) as client:
         while True:
             with contextlib.suppress(httpx.TransportError):
@@ -166,6 +232,7 @@ class LlamaProcessEngine:
             image="mmproj" in spec.options, context_tokens=spec.ctx_size, parallel=spec.parallel
         )
         self.active = 0
+        self.server: str | None = None  # NATIVE or WHEEL once a child was started
         self.child: Child | None = None
         self._remote: OpenAICompatEngine | None = None
         self._lock = asyncio.Lock()
@@ -184,9 +251,12 @@ class LlamaProcessEngine:
 
     async def _replace(self) -> None:
         await self._discard()
-        config = {"spec": self.spec.model_dump(mode="json"), **await self._paths()}
+        kind = server_kind(self.settings)
+        start = launch(kind, self.spec, await self._paths(), self.settings.cache_dir)
         timeout_s = float(self.spec.options.get("start_timeout_s", START_TIMEOUT_S))
-        self.child = await spawn(config, self._crashed, timeout_s)
+        self.child = await spawn(start, self._crashed, timeout_s)
+        self.server = kind
+        log.info("llama.cpp for %r: %s started (pid %d)", self.spec.model, kind, self.child.proc.pid)
         remote_spec = self.spec.model_copy(
             update={"url": f"{self.child.url}/v1", "options": {"vision": self.capabilities.image}}
         )

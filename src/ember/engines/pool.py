@@ -1,9 +1,10 @@
 """The engines a server holds: one per model role, created from Settings through the registry.
 
 A role's `task` says which registry builds it: chat roles come from `registry.engines`, speech roles
-from `registry.speech_engines`. Engines start
-lazily on first use (or all at once with `start`), are shared by every mode and request, and are closed
-together. The pool also runs the health probes. It knows nothing of modes or HTTP.
+from `registry.speech_engines`, embedding roles from `registry.embedding_engines` (given the server's
+shared `Embedders`). Engines start lazily on first use (or all at once with `start`; chat and speech roles),
+are shared by every mode and request, and are closed together. The pool also runs the health probes of
+chat and speech roles. It knows nothing of modes or HTTP.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ember import registry
-from ember.config import Settings
-from ember.engines.base import Engine, SpeechEngine
+from ember.config import Settings, Task
+from ember.engines.base import EmbeddingEngine, Engine, SpeechEngine
+from ember.engines.embeddings import Embedders
 from ember.errors import ConfigError
 from ember.intake.audio import SAMPLE_RATE, AudioClip
 from ember.types import GenerationParams, Message, TranscribeOptions
@@ -28,12 +30,14 @@ E = TypeVar("E")
 
 
 class EnginePool:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, embedders: Embedders | None = None) -> None:
+        """`embedders`: the sentence embedders the server shares (a new set on `settings.cache_dir` if None)."""
         self.settings = settings
+        self.embedders = embedders or Embedders(settings.cache_dir)
         self._engines: dict[str, Any] = {}
         self._lock = asyncio.Lock()
 
-    def _create(self, role: str, kinds: registry.Registry[Callable[..., E]], task: str) -> E:
+    def _create(self, role: str, kinds: registry.Registry[Callable[..., E]], task: Task, *extra: object) -> E:
         spec = self.settings.roles.get(role)
         if spec is None:
             raise ConfigError(f"no engine is configured for model role {role!r}")
@@ -43,13 +47,13 @@ class EnginePool:
         if factory is None:
             known = ", ".join(kinds.names())
             raise ConfigError(f"role {role!r} names engine {spec.engine!r}, which is no {kinds.kind}; known: {known}")
-        return factory(spec, self.settings)
+        return factory(spec, self.settings, *extra)
 
-    async def _get(self, role: str, kinds: registry.Registry[Callable[..., E]], task: str) -> E:
+    async def _get(self, role: str, kinds: registry.Registry[Callable[..., E]], task: Task, *extra: object) -> E:
         async with self._lock:
             engine: Any = self._engines.get(role)
             if engine is None:
-                engine = self._engines[role] = self._create(role, kinds, task)
+                engine = self._engines[role] = self._create(role, kinds, task, *extra)
         await engine.start()
         return engine  # type: ignore[no-any-return]
 
@@ -61,13 +65,21 @@ class EnginePool:
         """The started speech engine for `role`."""
         return await self._get(role, registry.speech_engines, "speech")
 
+    async def get_embedding(self, role: str) -> EmbeddingEngine:
+        """The started embedding engine for `role`."""
+        return await self._get(role, registry.embedding_engines, "embedding", self.embedders)
+
     def is_speech(self, role: str) -> bool:
         spec = self.settings.roles.get(role)
         return spec is not None and spec.task == "speech"
 
+    def roles(self, task: Task) -> list[str]:
+        """The configured roles of `task`, in the settings' order."""
+        return [role for role, spec in self.settings.roles.items() if spec.task == task]
+
     def speech_roles(self) -> list[str]:
         """The configured roles served by a speech engine."""
-        return [role for role in self.settings.roles if self.is_speech(role)]
+        return self.roles("speech")
 
     async def start(self, roles: Iterable[str]) -> None:
         """Create and start the engines of `roles` (chat or speech) now rather than on first use."""
@@ -95,7 +107,10 @@ class EnginePool:
             async for _ in engine.stream(PROBE, GenerationParams(max_tokens=1, temperature=0.0)):
                 pass
 
-        return await _timed(self.get(role), run, timeout_s)
+        result = await _timed(self.get(role), run, timeout_s)
+        if result["ok"] and (server := (await self.get(role)).server):  # which llama.cpp server runs it
+            result["server"] = server
+        return result
 
     async def _probe_speech(self, role: str, timeout_s: float) -> dict[str, object]:
 

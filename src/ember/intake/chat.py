@@ -1,8 +1,9 @@
 """Chat intake: a request's turns as sent (`Turn`: text, spoken and image parts in order) become the
 `Message`s modes read. Every image part is checked and decoded (`ember.intake.images`) before any audio is
 heard; then every spoken part is decoded and transcribed, and its transcript takes its place in the text.
-What was heard is returned (the response's `input_transcripts` extension) so the caller sees it. What the
-images show is left to the engines (`ember.vision`). This module knows nothing of the wire format.
+What was heard is returned (the response's `input_transcripts` extension) so the caller sees it, and kept on
+its message (`Message.heard`) for the store. What the images show is the pipeline's to describe
+(`ember.vision`). This module knows nothing of the wire format.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ember.config import Settings
 from ember.errors import InvalidAudio, InvalidImage, UnsupportedContent
 from ember.intake.audio import AudioClip, decode_base64_audio
 from ember.intake.images import decode_data_uri, fetch_image, refuse_url, url_kind
-from ember.types import Image, Message, Role, Transcript
+from ember.types import Heard, Image, Message, Role, ToolCall, Transcript
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,13 @@ Part = str | Spoken | ImageRef
 
 @dataclass(frozen=True)
 class Turn:
-    """One message as sent: its role and its parts (text as str) in order."""
+    """One message as sent: its role and its parts (text as str) in order; an assistant turn's tool calls, a
+    tool turn's call id."""
 
     role: Role
     parts: tuple[Part, ...]
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
 
 @dataclass
@@ -76,7 +80,7 @@ async def take(turns: list[Turn], transcribe: Transcribe, settings: Settings) ->
     """Check and decode the images, then hear the spoken parts: the messages, and what was heard."""
     images = await read_images(turns, settings)
     heard = await _hear(turns, transcribe, settings)
-    said = {where: entry["text"] for where, entry in heard.items()}
+    said = {where: Heard(entry["text"], entry["language"], entry["duration"]) for where, entry in heard.items()}
     messages = [_message(i, turn, said, images) for i, turn in enumerate(turns)]
     if heard and turns[-1].role == "user" and not messages[-1].content.strip():
         raise InvalidAudio("no speech was heard in the audio", param=f"messages.{len(turns) - 1}.content")
@@ -128,7 +132,17 @@ async def _hear(turns: list[Turn], transcribe: Transcribe, settings: Settings) -
     return heard
 
 
-def _message(i: int, turn: Turn, said: dict[tuple[int, int], str], images: dict[tuple[int, int], Image]) -> Message:
-    texts = [p if isinstance(p, str) else said[i, j] for j, p in enumerate(turn.parts) if not isinstance(p, ImageRef)]
+def _message(i: int, turn: Turn, said: dict[tuple[int, int], Heard], images: dict[tuple[int, int], Image]) -> Message:
+    texts = [
+        p if isinstance(p, str) else said[i, j].text for j, p in enumerate(turn.parts) if not isinstance(p, ImageRef)
+    ]
     found = tuple(images[i, j] for j, p in enumerate(turn.parts) if isinstance(p, ImageRef))
-    return Message(turn.role, "\n".join(texts), found)
+    heard = tuple(said[i, j] for j, p in enumerate(turn.parts) if isinstance(p, Spoken))
+    return Message(
+        turn.role,
+        "\n".join(texts),
+        found,
+        tool_calls=turn.tool_calls,
+        tool_call_id=turn.tool_call_id,
+        heard=heard,
+    )

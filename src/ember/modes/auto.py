@@ -84,7 +84,8 @@ async def _choice(request: ChatRequest, services: Services, route: Route) -> Asy
 
 async def _planner(request: ChatRequest, services: Services, route: Route) -> AsyncIterator[Delta]:
     engine = await services.engines.get(PLANNER_ROLE)
-    context = Context(services, request.user, request.params.seed, request.scopes)
+    seen = tuple(d for m in request.messages for d in m.descriptions)
+    context = Context(services, request.user, request.params.seed, request.scopes, seen)
     async for delta in plan_and_run(engine, request.messages, context, PLANNER_BUDGET, request.params):
         yield delta
 
@@ -105,6 +106,8 @@ class AutoMode(Mode):
         "word problems to thinking, health and shopping to their modes, the rest to instant."
     )
     roles: tuple[str, ...] = ("chat-fast", "chat")
+    tools: bool = True  # routed to instant, or to thinking when reasoning effort is asked for
+    memory: bool = True  # handed on to the mode it routes to
 
     async def run(self, request: ChatRequest, services: Services) -> AsyncIterator[Delta]:
         route = await anyio.to_thread.run_sync(choose, request)  # regexes over all the text: off the event loop

@@ -7,7 +7,9 @@ it declares, with these defaults:
 - `scope`: the API key scope a caller needs (`chat`);
 - `consent`: a consent flag (e.g. `health_storage`) without which its exchanges are not stored (None);
 - `triages`: it does its own crisis triage, so the pipeline shows no crisis resources before it (False);
-- `cost_weight`: how much its tokens count against a key's token budget (1.0).
+- `cost_weight`: how much its tokens count against a key's token budget (1.0);
+- `tools`: it can call the caller's functions (`tools` in a request, and `tool` turns in its history) (False);
+- `memory`: it uses the facts a person asked Ember to remember (`ChatRequest.memories`) (False).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class Mode(ABC):
     consent: str | None = None
     triages: bool = False
     cost_weight: float = 1.0
+    tools: bool = False
+    memory: bool = False
 
     @abstractmethod
     def run(self, request: ChatRequest, services: Services) -> AsyncIterator[Delta]:

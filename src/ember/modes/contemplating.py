@@ -1,45 +1,52 @@
-"""`ember-contemplating`: several agents solve the request in parallel, each refines its own solution,
-and an aggregator merges them.
+"""`ember-contemplating`: diverse agents solve the request in parallel, in waves that stop once they agree,
+and a weighted vote (or, with nothing to vote on, a synthesis) merges them.
 
-1. Draft: `Settings.contemplating_agents` agents (default 3) each solve the request, concurrently, as
-   asyncio tasks on the shared `chat` engine's parallel slots; sampling at `AGENT_TEMPERATURE` with seeds
-   `seed + agent` (when the request names a seed), so the drafts differ.
-2. Refine: each agent critiques its own draft and writes a corrected solution (its second pass).
-3. Aggregate: when more than half of the refined solutions end on a short, checkable answer (a number or a
-   choice letter, see `ember.modes.reasoning.short_answer`), the most frequent one wins (ties: the lowest
-   agent) and that agent's solution is the answer; otherwise one synthesis pass merges the solutions.
-Progress notes stream as reasoning; the answer streams as content. Every pass is capped so that all of
-them together stay within `CONTEMPLATING_BUDGET[reasoning_effort]` completion tokens, and at the request's
-`max_tokens` (so the answer, which is one pass, never exceeds it). The last delta's
-usage is the sum of every pass (agents' completion tokens count as `reasoning_tokens`), and with
-`include_trace` it carries each pass as a `TraceStep`. This mode does not check answers for truth.
+A wave is `Settings.contemplating_agents` agents (default 3) run concurrently as asyncio tasks on the shared
+`chat` engine's parallel slots. On a task with a checkable answer (`ember.agents.strategies.shape_of`) the
+agents take the plan's different strategies: for a word problem a program the calculator runs exactly, a
+planned program and a prose derivation; for a multiple-choice question elimination over the options and a
+direct choice; the first agent decodes greedily, the others sample with their own seeds. When every agent
+that reached an answer agrees (two at least), no further wave runs and the tokens saved are reported;
+otherwise up to `CONTEMPLATING_WAVES[effort]` waves run and the strategies' weighted vote
+(`strategies.vote`) picks the answer, given as the text of the first agent that reached it. Any other
+request: one wave of prose solutions, a majority on a short answer if there is one, else one synthesis pass.
+Progress notes stream as reasoning; the answer streams as content. Every pass is capped so that all of them
+together stay within `CONTEMPLATING_BUDGET[effort]` completion tokens, and at the request's `max_tokens`.
+The last delta's usage is the sum of every pass (agents' completion tokens count as `reasoning_tokens`), and
+with `include_trace` it carries each pass as a `TraceStep`. This mode does not check answers for truth.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from ember import registry
+from ember.agents.answers import ANSWER_FORMAT
+from ember.agents.strategies import (
+    PLANS,
+    Attempt,
+    Strategy,
+    Verdict,
+    read_answer_line,
+    shape_of,
+    solve,
+    spent,
+    strategy_at,
+    vote,
+)
 from ember.engines.base import Engine
-from ember.engines.passes import Pass, complete, with_system
+from ember.engines.passes import with_system
 from ember.modes.base import Mode
-from ember.modes.reasoning import ANSWER_FORMAT, CONTEMPLATING_BUDGET, effort_of, short_answer
+from ember.modes.reasoning import CONTEMPLATING_BUDGET, CONTEMPLATING_WAVES, effort_of
 from ember.services import Services
 from ember.types import Answer, ChatRequest, Delta, GenerationParams, Message, TraceStep, Usage
 
-AGENT_TEMPERATURE = 0.7
 CANDIDATE_CHARS = 1500  # each solution shown to the synthesis pass is cut to its last this many characters
 DRAFT_PROMPT = (
     f"You are one of several independent solvers. Solve the user's last message step by step. {ANSWER_FORMAT}"
-)
-REFINE_PROMPT = (
-    "Below is your own draft solution to the user's last message. First critique it: look for wrong facts, "
-    "arithmetic slips and requirements it missed. Then write a corrected, complete solution. "
-    f"{ANSWER_FORMAT}\n\nYour draft:\n{{draft}}"
 )
 SYNTHESIS_PROMPT = (
     "Several independent solvers answered the user's last message; their solutions are below. Write the single "
@@ -48,48 +55,131 @@ SYNTHESIS_PROMPT = (
 
 
 @dataclass(frozen=True)
+class Run:
+    """One request's agents: the engine, the conversation, the seed and what each pass may write."""
+
+    engine: Engine
+    messages: list[Message]
+    seed: int | None
+    cap: int
+    clock: _Clock
+    record: Callable[[TraceStep], None]
+
+
+@dataclass(frozen=True)
 class ContemplatingMode(Mode):
     name: str = "ember-contemplating"
-    description: str = "Several agents solve in parallel, refine their own drafts, and a vote or synthesis merges them."
+    description: str = (
+        "Diverse agents (a program, a derivation, elimination) solve in parallel until they agree; a weighted "
+        "vote or a synthesis merges them."
+    )
     roles: tuple[str, ...] = ("chat",)
     # Its usage already counts every agent's tokens, so they are not weighted again by the rate limiter.
     cost_weight: float = 1.0
 
     async def run(self, request: ChatRequest, services: Services) -> AsyncIterator[Delta]:
-        engine = await services.engines.get(self.roles[0])
-        agents = services.settings.contemplating_agents
-        per_pass = min(
-            CONTEMPLATING_BUDGET[effort_of(request)] // (2 * agents + 1), request.params.max_tokens or 1 << 30
-        )
-        clock = _Clock()
+        agents, effort = services.settings.contemplating_agents, effort_of(request)
+        waves = CONTEMPLATING_WAVES[effort]
+        cap = min(CONTEMPLATING_BUDGET[effort] // (agents * waves + 1), request.params.max_tokens or 1 << 30)
         steps: list[TraceStep] = []
-        async for note in run_agents(engine, request, agents, per_pass, clock, steps.append):
-            yield Delta(reasoning=note)
-        steps.sort(key=lambda s: (s.agent or 0, s.started_s))
-        finals = [s for s in steps if s.phase == "refine"]
-        winner, votes = majority([s.answer for s in finals])
-        if winner is not None:
-            text = next(s.text for s in finals if s.answer == winner)
-            yield Delta(reasoning=f"Vote: {winner} ({votes} of {agents} agents)\n")
-            yield _last(request, steps, Delta(content=text, finish_reason="stop"))
-            return
-        yield Delta(reasoning=f"No majority on a short answer: merging {len(finals)} solutions\n")
-        params = GenerationParams(
-            max_tokens=per_pass,
-            temperature=request.params.temperature,
-            top_p=request.params.top_p,
-            stop=request.params.stop,
-            seed=request.params.seed,
+        run = Run(
+            await services.engines.get(self.roles[0]),
+            request.messages,
+            request.params.seed,
+            cap,
+            _Clock(),
+            steps.append,
         )
-        prompt = SYNTHESIS_PROMPT.format(candidates=candidates([s.text for s in finals]))
-        started, merged = clock.now(), Answer()
-        async for delta in engine.stream(with_system(request.messages, prompt), params):
-            merged.add(delta)
-            if delta.usage is None:
-                yield delta
-                continue
-            steps.append(TraceStep(None, "aggregate", merged.text, None, delta.usage, started, clock.now()))
-            yield _last(request, steps, Delta(content=delta.content, finish_reason=delta.finish_reason))
+        done: list[Attempt] = []
+        shape = shape_of(request)
+        plan = PLANS.get(shape) or (Strategy("prose", DRAFT_PROMPT, cap, reads=read_answer_line),)
+        for wave in range(waves if shape != "open" else 1):
+            batch = [Attempt(len(done) + i, strategy_at(plan, len(done) + i)) for i in range(agents)]
+            async for note in run_wave(run, batch):
+                yield Delta(reasoning=note)
+            done += batch
+            verdict = vote(done)
+            if shape != "open" and verdict.answered >= 2 and verdict.agreeing == verdict.answered:
+                if skipped := (waves - wave - 1) * agents:
+                    yield Delta(reasoning=saved_note(done, skipped))
+                break
+        steps.sort(key=lambda s: (s.agent or 0, s.started_s))
+        verdict = vote(done) if shape != "open" else majority(done)
+        if verdict.answer is not None:
+            winner = next(a for a in done if a.answer == verdict.answer)
+            yield Delta(reasoning=f"Vote: {verdict.answer} ({verdict.agreeing} of {len(done)} agents)\n")
+            yield _last(request, steps, Delta(content=winner.shown, finish_reason="stop"))
+            return
+        yield Delta(reasoning=f"No agreement on a short answer: merging {len(done)} solutions\n")
+        async for delta in synthesis(run, request, done):
+            yield _last(request, steps, delta) if delta.usage is not None else delta
+
+
+async def run_wave(run: Run, batch: list[Attempt]) -> AsyncIterator[str]:
+    """Run a wave's attempts concurrently; yield a note as each ends and record it. An agent's failure
+    cancels the others and is raised; so is closing this iterator early."""
+    notes: asyncio.Queue[str | Exception] = asyncio.Queue()
+
+    async def agent(attempt: Attempt) -> None:
+        try:
+            started = run.clock.now()
+            async for _ in solve(run.engine, run.messages, attempt, run.cap, run.seed):
+                pass
+            usage = spent([attempt])
+            n = attempt.index + 1
+            run.record(
+                TraceStep(n, attempt.strategy.name, attempt.trace, attempt.answer, usage, started, run.clock.now())
+            )
+            notes.put_nowait(f"Agent {n} ({attempt.strategy.name}) answered: {attempt.answer or '-'}\n")
+        except Exception as exc:  # handed to the consumer, which raises it
+            notes.put_nowait(exc)
+
+    tasks = [asyncio.create_task(agent(attempt)) for attempt in batch]
+    try:
+        for _ in batch:
+            note = await notes.get()
+            if isinstance(note, Exception):
+                raise note
+            yield note
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def saved_note(done: list[Attempt], skipped: int) -> str:
+    """Says that `skipped` agents were not run, and about how many tokens that saved (at the mean so far)."""
+    saved = skipped * spent(done).completion_tokens // len(done)
+    return f"All agents that answered agree: {skipped} more not run (~{saved} tokens saved)\n"
+
+
+def majority(attempts: list[Attempt]) -> Verdict:
+    """The most frequent short answer when more than half of the attempts give one (ties: the first given);
+    else no answer."""
+    given = [a.answer for a in attempts if a.answer is not None]
+    if not given or len(given) * 2 <= len(attempts):
+        return Verdict(None, 0, len(given))
+    winner = max(dict.fromkeys(given), key=given.count)
+    return Verdict(winner, given.count(winner), len(given))
+
+
+async def synthesis(run: Run, request: ChatRequest, done: list[Attempt]) -> AsyncIterator[Delta]:
+    """One pass that merges the solutions; its last delta carries only its own usage (recorded as a step)."""
+    params = GenerationParams(
+        max_tokens=run.cap,
+        temperature=request.params.temperature,
+        top_p=request.params.top_p,
+        stop=request.params.stop,
+        seed=request.params.seed,
+    )
+    prompt = SYNTHESIS_PROMPT.format(candidates=candidates([a.text for a in done]))
+    started, merged = run.clock.now(), Answer()
+    async for delta in run.engine.stream(with_system(request.messages, prompt), params):
+        merged.add(delta)
+        if delta.usage is not None:
+            run.record(TraceStep(None, "aggregate", merged.text, None, delta.usage, started, run.clock.now()))
+            delta = Delta(content=delta.content, finish_reason=delta.finish_reason, usage=delta.usage)
+        yield delta
 
 
 class _Clock:
@@ -101,81 +191,11 @@ class _Clock:
     def now(self) -> float:
         return time.perf_counter() - self.t0
 
-    def of(self, at: float) -> float:
-        return at - self.t0
-
 
 def _last(request: ChatRequest, steps: list[TraceStep], delta: Delta) -> Delta:
     delta.usage = sum((s.usage for s in steps), Usage())
     delta.trace = tuple(steps) if request.include_trace else ()
     return delta
-
-
-async def run_agents(
-    engine: Engine, request: ChatRequest, agents: int, per_pass: int, clock: _Clock, record: Callable[[TraceStep], None]
-) -> AsyncIterator[str]:
-    """Run the agents concurrently; yield a progress note as each pass ends; `record` every pass. An agent's
-    failure cancels the others and is raised; so is closing this iterator early."""
-    notes: asyncio.Queue[str | Exception | None] = asyncio.Queue()
-
-    async def agent(index: int) -> None:
-        try:
-            params = _agent_params(request, index, per_pass)
-            draft = await _step(engine, index, "draft", with_system(request.messages, DRAFT_PROMPT), params, clock)
-            record(draft)
-            notes.put_nowait(f"Agent {index} drafted a solution (answer: {draft.answer or '-'})\n")
-            prompt = REFINE_PROMPT.format(draft=draft.text)
-            refined = await _step(engine, index, "refine", with_system(request.messages, prompt), params, clock)
-            record(refined)
-            notes.put_nowait(f"Agent {index} refined it (answer: {refined.answer or '-'})\n")
-            notes.put_nowait(None)
-        except Exception as exc:  # handed to the consumer, which raises it
-            notes.put_nowait(exc)
-
-    tasks = [asyncio.create_task(agent(i)) for i in range(1, agents + 1)]
-    try:
-        finished = 0
-        while finished < agents:
-            note = await notes.get()
-            if isinstance(note, Exception):
-                raise note
-            finished += note is None
-            if note is not None:
-                yield note
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _agent_params(request: ChatRequest, index: int, per_pass: int) -> GenerationParams:
-    temperature = request.params.temperature
-    seed = request.params.seed
-    return GenerationParams(
-        max_tokens=per_pass,
-        temperature=temperature if temperature else AGENT_TEMPERATURE,
-        top_p=request.params.top_p,
-        seed=None if seed is None else seed + index,
-    )
-
-
-async def _step(
-    engine: Engine, agent: int, phase: str, messages: list[Message], params: GenerationParams, clock: _Clock
-) -> TraceStep:
-    done: Pass = await complete(engine, messages, params)
-    usage = Usage(done.usage.prompt_tokens, done.usage.completion_tokens, done.usage.completion_tokens)
-    answer = short_answer(done.text)
-    return TraceStep(agent, phase, done.text, answer, usage, clock.of(done.started), clock.of(done.ended))
-
-
-def majority(answers: list[str | None]) -> tuple[str | None, int]:
-    """The most frequent short answer and its count, if more than half of `answers` are short answers;
-    ties go to the answer given first. (None, 0) otherwise."""
-    given = [a for a in answers if a is not None]
-    if not given or len(given) * 2 <= len(answers):
-        return None, 0
-    winner, count = Counter(given).most_common(1)[0]
-    return winner, count
 
 
 def candidates(texts: list[str]) -> str:

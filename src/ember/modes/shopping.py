@@ -11,7 +11,9 @@ before the shopper's words: small models copy a system message's data instead of
 list written by this mode (not the model) and the structured citations: kind `product` (meta price,
 currency, category) and kind `post` (meta author). Product text and posts are untrusted: they are
 quoted inside the block (markers stripped from them), the prompt says they are data, and they never
-reach the intent step, so the items and citations do not depend on them. `scope = "shopping"`.
+reach the intent step, so the items and citations do not depend on them. A follow-up ("cheaper?", "in
+blue?") refines the ask before it (`intent.refine`); "cheaper" goes under the lowest price the last answer
+listed. `scope = "shopping"`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from ember import registry
 from ember.engines.base import Engine
 from ember.modes.base import Mode
+from ember.policy.memory import with_memories
 from ember.services import Services
 from ember.shopping import intent as intents
 from ember.shopping.data import Post
@@ -41,7 +44,6 @@ from ember.types import (
     Person,
     TraceStep,
     Usage,
-    last_user_text,
 )
 
 PRODUCTS_SHOWN = 5
@@ -49,6 +51,8 @@ POSTS_SHOWN = 3
 CATEGORY_CHECK = 3  # a category the model chose must hold one of the query's best matches
 INTENT_TOKENS = 128
 QUOTED_CHARS = 300  # of a description or post, inside the data block
+RECOMMENDED = "Recommended:"  # heads the answer's closing list of products, each "[n] title (category), price CUR"
+SHOWN_PRICE = re.compile(r"^\[\d+\] .*, (\d+(?:\.\d+)?) [A-Z]{3}$", re.MULTILINE)
 OPEN, CLOSE = "<<<SHOP DATA", "SHOP DATA>>>"
 MARKERS = re.compile(r"<{2,}|>{2,}|SHOP DATA", re.IGNORECASE)
 SYSTEM_PROMPT = (
@@ -131,7 +135,7 @@ def citations(recs: list[Recommendation], posts: list[Post]) -> tuple[Citation, 
 
 def closing(cited: tuple[Citation, ...]) -> str:
     products = [c for c in cited if c.kind == "product"]
-    lines = ["", "", "Recommended:"]
+    lines = ["", "", RECOMMENDED]
     lines += [
         f"[{c.index}] {c.title} ({c.meta['category']}), {c.meta['price']:g} {c.meta['currency']}" for c in products
     ]
@@ -185,6 +189,7 @@ class ShoppingMode(Mode):
     )
     roles: tuple[str, ...] = ("chat-fast",)
     scope: str = "shopping"
+    memory: bool = True  # the person's facts ("my budget is usually 50 EUR") reach the answer's prompt
 
     async def run(self, request: ChatRequest, services: Services) -> AsyncIterator[Delta]:
         started = time.perf_counter()
@@ -194,8 +199,12 @@ class ShoppingMode(Mode):
             yield Delta(content=EMPTY_CATALOGUE, finish_reason="stop", usage=Usage())
             return
         engine = await services.engines.get(self.roles[0])
-        text = last_user_text(request.messages)
-        intent, reply, intent_usage = await read_intent(engine, text, categories, request.params.seed)
+        text, earlier = _asks(request.messages)
+        if earlier is not None and intents.is_follow_up(text, categories):  # "cheaper?" after an ask: refine it
+            first, reply, intent_usage = await read_intent(engine, earlier, categories, request.params.seed)
+            intent = intents.refine(first, text, categories, shown_prices(request.messages))
+        else:
+            intent, reply, intent_usage = await read_intent(engine, text, categories, request.params.seed)
         intent = await asyncio.to_thread(grounded, shop, request.user, intent)
         step = TraceStep(
             None, "intent", reply, json.dumps(intent.as_dict()), intent_usage, 0.0, time.perf_counter() - started
@@ -205,7 +214,7 @@ class ShoppingMode(Mode):
         if not recs:
             yield _last(request, Delta(content=_nothing_fits(intent), finish_reason="stop", usage=intent_usage), step)
             return
-        messages = answer_prompt(request.messages, data_block(recs, posts))
+        messages = with_memories(answer_prompt(request.messages, data_block(recs, posts)), request.memories)
         answer = Answer()
         async for delta in engine.stream(messages, request.params):
             if answer.add(delta).content or delta.reasoning:
@@ -213,6 +222,20 @@ class ShoppingMode(Mode):
         usage = (answer.usage or Usage()) + intent_usage
         final = Delta(content=closing(cited), finish_reason=answer.finish_reason, usage=usage, citations=cited)
         yield _last(request, final, step)
+
+
+def _asks(messages: list[Message]) -> tuple[str, str | None]:
+    """The shopper's last message, and the one before it (None if this is the first)."""
+    said = [m.content for m in messages if m.role == "user"]
+    return (said[-1] if said else ""), (said[-2] if len(said) > 1 else None)
+
+
+def shown_prices(messages: list[Message]) -> list[float]:
+    """The prices of the products the last assistant turn recommended (its `closing` block's lines)."""
+    said = [m.content for m in messages if m.role == "assistant"]
+    if not said or (at := said[-1].rfind(RECOMMENDED)) < 0:
+        return []
+    return [float(price) for price in SHOWN_PRICE.findall(said[-1][at:])]
 
 
 def _nothing_fits(intent: intents.Intent) -> str:

@@ -64,8 +64,8 @@ def hash_key(key: str) -> str:
 
 
 class KeyStore:
-    def __init__(self, engine: Engine, settings: Settings) -> None:
-        self.engine = engine
+    def __init__(self, db: Engine, settings: Settings) -> None:
+        self.db = db
         self.settings = settings
 
     def create(self, owner: str, scopes: tuple[str, ...], tier: str, name: str = "") -> tuple[str, dict[str, Any]]:
@@ -89,7 +89,7 @@ class KeyStore:
             "created_at": time.time(),
             "revoked_at": None,
         }
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(api_keys.insert().values(**row))
         return secret, _public(row)
 
@@ -97,11 +97,11 @@ class KeyStore:
         query = select(api_keys).order_by(api_keys.c.created_at)
         if owner is not None:
             query = query.where(api_keys.c.owner == owner)
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             return [_public(row._asdict()) for row in conn.execute(query)]
 
     def revoke(self, key_id: str) -> None:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             result = conn.execute(
                 update(api_keys)
                 .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
@@ -111,7 +111,7 @@ class KeyStore:
             raise NotFound(f"no active key {key_id!r}")
 
     def authenticate(self, secret: str) -> Principal:
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             row = conn.execute(select(api_keys).where(api_keys.c.hash == hash_key(secret))).first()
         if row is None or row.revoked_at is not None:  # one answer: a revoked key is not told apart
             raise Unauthenticated("Incorrect API key provided.")

@@ -1,4 +1,4 @@
-"""Admission control for generation work (chat completions and transcriptions), one limit per server.
+"""Admission control for model work (chat completions, transcriptions, embeddings), one limit per server.
 
 At most `running` requests are in progress and at most `waiting` more wait, first come first served, for
 one of them to end; a request beyond that is refused at once with ServerBusy (503 `server_busy`, with a

@@ -21,6 +21,7 @@ from typing import Any
 
 import anyio
 
+from ember.errors import InvalidRequest
 from ember.intake.audio import AudioClip
 from ember.intake.chat import Turn, has_audio, take, text_chars
 from ember.policy.keys import Principal
@@ -55,6 +56,10 @@ class ChatServing(Serving):
         """Check, admit, take in and start `request` (its messages come from `turns`) for `principal`."""
         mode = self.pipeline.mode(request.model)  # an unknown model fails before any limit is spent
         principal.require(mode.scope)
+        if not mode.tools and (request.params.tools or any(t.tool_calls or t.role == "tool" for t in turns)):
+            raise InvalidRequest(
+                f"{mode.name} does not call tools; use ember-instant, ember-thinking or ember-auto", param="tools"
+            )
         if has_audio(turns):
             principal.require("audio")  # speech to text is the audio scope's, in chat as in transcriptions
         meter = Meter(estimate_tokens(text_chars(turns)), mode.cost_weight)

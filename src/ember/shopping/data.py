@@ -101,11 +101,11 @@ def visible_to(viewer: Person) -> ColumnElement[bool]:
 
 
 class ShoppingData:
-    """Reads and writes the shopping tables on `engine` (the store's)."""
+    """Reads and writes the shopping tables on `db` (the store's database)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    def __init__(self, db: Engine) -> None:
+        self.db = db
+        self._insert = postgresql.insert if db.dialect.name == "postgresql" else sqlite.insert
 
     # --- writing --------------------------------------------------------------------------------------------
 
@@ -119,7 +119,7 @@ class ShoppingData:
             index_elements=["id"],
             set_={**changed, "attributes": stmt.excluded.attributes, "embedding": None, "updated_at": now},
         )
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             for start in range(0, len(rows), CHUNK):
                 conn.execute(stmt, rows[start : start + CHUNK])
         return len(rows)
@@ -127,7 +127,7 @@ class ShoppingData:
     def known_items(self, ids: Iterable[str]) -> set[str]:
         wanted = list(dict.fromkeys(ids))
         found: set[str] = set()
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             for start in range(0, len(wanted), CHUNK):
                 chunk = wanted[start : start + CHUNK]
                 found.update(conn.scalars(select(catalog_items.c.id).where(catalog_items.c.id.in_(chunk))))
@@ -142,7 +142,7 @@ class ShoppingData:
             for _, e in batch
             if e.item in known
         ]
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             for start in range(0, len(rows), CHUNK):
                 conn.execute(events.insert(), rows[start : start + CHUNK])
         return len(rows), missing
@@ -152,10 +152,10 @@ class ShoppingData:
         per tenant: another's are neither revealed nor blocked); the others are row errors."""
         known = self.known_items(i for _, p in batch for i in p.items)
         ours = posts.c.tenant == tenant
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             taken = set(conn.scalars(select(posts.c.id).where(ours, posts.c.id.in_([p.id for _, p in batch]))))
         errors, stored = [], 0
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             for where, post in batch:
                 unknown = [i for i in post.items if i not in known]
                 if unknown or post.id in taken:
@@ -183,31 +183,31 @@ class ShoppingData:
         rows = {(p.user, p.friend) for p in pairs} | {(p.friend, p.user) for p in pairs}
         stmt = self._insert(friendships).on_conflict_do_nothing(index_elements=["tenant", "person", "friend"])
         values = [{"tenant": tenant, "person": a, "friend": b, "created_at": now} for a, b in sorted(rows)]
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             for start in range(0, len(values), CHUNK):
                 conn.execute(stmt, values[start : start + CHUNK])
         return len(pairs)
 
     def set_embeddings(self, vectors: dict[str, bytes]) -> None:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             for item_id, blob in vectors.items():
                 conn.execute(update(catalog_items).where(catalog_items.c.id == item_id).values(embedding=blob))
 
     # --- reading --------------------------------------------------------------------------------------------
 
     def items(self) -> list[Item]:
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             rows = conn.execute(select(catalog_items).order_by(catalog_items.c.id))
             return [_item(row._mapping) for row in rows]
 
     def item(self, item_id: str) -> Item | None:
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             row = conn.execute(select(catalog_items).where(catalog_items.c.id == item_id)).first()
         return None if row is None else _item(row._mapping)
 
     def version(self) -> tuple[Any, ...]:
         """Changes whenever the catalogue, the events or anyone's consent change (cheap: aggregates only)."""
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             ev = conn.execute(select(func.count(), func.max(events.c.id))).one()
             it = conn.execute(select(func.count(), func.max(catalog_items.c.updated_at))).one()
             co = conn.execute(select(func.count(), func.max(consent.c.updated_at))).one()
@@ -222,7 +222,7 @@ class ShoppingData:
             .order_by(events.c.ts.desc(), events.c.id.desc())
             .limit(limit)
         )
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             return [_event(row) for row in reversed(conn.execute(query).all())]
 
     def person_events(self, person: Person, limit: int = PERSON_EVENTS) -> list[Event]:
@@ -233,7 +233,7 @@ class ShoppingData:
             .order_by(events.c.ts.desc(), events.c.id.desc())
             .limit(limit)
         )
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             return [_event(row) for row in reversed(conn.execute(query).all())]
 
     def visible_posts(self, viewer: Person, item_ids: Sequence[str], limit: int) -> list[Post]:
@@ -244,11 +244,11 @@ class ShoppingData:
         query = (
             select(posts).where(posts.c.id.in_(linked), visible_to(viewer)).order_by(posts.c.created_at.desc())
         ).limit(limit)
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             return [_post(conn, row._mapping) for row in conn.execute(query)]
 
     def post(self, post_id: str, viewer: Person) -> Post | None:
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             row = conn.execute(select(posts).where(posts.c.id == post_id, visible_to(viewer))).first()
             return None if row is None else _post(conn, row._mapping)
 
@@ -257,7 +257,7 @@ class ShoppingData:
     def export_person(self, person: Person, *, tenant: bool) -> dict[str, Any]:
         """The person's (with `tenant`, everyone's in their tenant) events, the posts they wrote, the
         friendships they are in and the posts that name them."""
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             evs = conn.execute(
                 select(events).where(*owned_by(events, person, whole=tenant)).order_by(events.c.ts, events.c.id)
             )
@@ -282,7 +282,7 @@ class ShoppingData:
         """Hard-delete the person's (with `tenant`, everyone's in their tenant) events, posts (with their
         links), friendships (both directions) and mentions in posts' audiences, in one transaction; rows
         deleted per table."""
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             return _delete(conn, person, tenant)
 
 

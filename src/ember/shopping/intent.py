@@ -6,7 +6,9 @@ that schema. Its reply is parsed leniently (the first JSON object in the text), 
 its own, and readable rules fill in or overrule what the model got wrong: a category or budget the
 shopper actually wrote wins over the model's, a budget the shopper never wrote is dropped, and with no
 usable JSON the shopper's text itself is the query. Catalogue text never reaches this step, so nothing
-in a product description can change the intent. This module does not call engines.
+in a product description can change the intent. A follow-up ("cheaper?", "in blue?", "and for kids?")
+refines the intent of the shopper's earlier message (`refine`) instead of starting over. This module does
+not call engines.
 """
 
 from __future__ import annotations
@@ -192,3 +194,68 @@ def _constraints(data: dict[str, Any], text: str, notes: list[str]) -> tuple[str
     if len(kept) < len(given):
         notes.append("dropped constraints the shopper did not state")
     return tuple(kept[:MAX_CONSTRAINTS])
+
+
+FOLLOW_UP = re.compile(
+    r"^\s*(?:and|also|what about|how about|any|cheaper|less expensive|in|for|with|without|but|maybe|or)\b",
+    re.IGNORECASE,
+)
+CHEAPER = re.compile(r"\b(?:cheaper|less expensive|lower price|more affordable|too expensive)\b", re.IGNORECASE)
+CHEAPER_FACTOR = 0.75  # "cheaper" with an earlier budget but no prices shown: a quarter under it
+CENT = 0.01  # "cheaper" than a price shown: at least this much under it
+FOLLOW_UP_WORDS = 6
+
+
+def is_follow_up(text: str, categories: list[str]) -> bool:
+    """Whether `text` reads as a change to an earlier ask: it starts like one ("cheaper?", "and in blue?") or
+    is a few words naming no category."""
+    words = re.findall(r"\w+", text)
+    return bool(FOLLOW_UP.match(text)) or (len(words) <= FOLLOW_UP_WORDS and _category_in(text, categories) is None)
+
+
+def _new_words(text: str) -> str:
+    """A follow-up's own words: without its opening ("and", "what about"), budget, "cheaper" and filler."""
+    for pattern in (FOLLOW_UP, BUDGET, CHEAPER, FILLER):
+        text = pattern.sub(" ", text)
+    return " ".join(re.sub(r"[^\w\s'-]", " ", text).split())[:MAX_QUERY]
+
+
+def _cheaper(earlier: Intent, shown: list[float], notes: list[str]) -> float | None:
+    """The budget "cheaper" means: under the lowest price the earlier answer showed, or with none shown a
+    quarter under the earlier budget (None when there is neither)."""
+    if shown:
+        notes.append(f"cheaper than the lowest price shown ({min(shown):g})")
+        return round(min(shown) - CENT, 2)
+    if earlier.budget is None:
+        notes.append("cheaper: no earlier price or budget to go under")
+        return None
+    notes.append("cheaper than the earlier budget")
+    return round(earlier.budget * CHEAPER_FACTOR, 2)
+
+
+def refine(earlier: Intent, text: str, categories: list[str], shown: list[float] | None = None) -> Intent:
+    """`earlier`'s intent changed by the follow-up `text`: a budget it states replaces the earlier one,
+    "cheaper" goes under the lowest of the prices `shown` in the earlier answer (or a quarter under an earlier
+    budget), a new category starts a new ask in it (its words the query), and otherwise its words are added
+    as a constraint."""
+    stated = _category_in(text, categories)
+    budget = rule_budget(text)
+    notes = ["refined the earlier ask"]
+    if budget is None and CHEAPER.search(text):
+        budget = _cheaper(earlier, shown or [], notes)
+    words = _new_words(text)
+    constraints: tuple[str, ...]
+    if stated is not None and stated != earlier.category:
+        query, constraints = words or stated, ()
+    else:
+        query, constraints = earlier.query, (*earlier.constraints, words) if words else earlier.constraints
+    return replace(
+        earlier,
+        query=query,
+        category=stated or earlier.category,
+        budget=budget if budget is not None else earlier.budget,
+        constraints=tuple(constraints[-MAX_CONSTRAINTS:]),
+        source=f"{earlier.source}+follow-up",
+        notes=(*earlier.notes, *notes),
+        category_stated=earlier.category_stated or stated is not None,
+    )

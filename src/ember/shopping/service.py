@@ -43,7 +43,7 @@ class Report:
 class Shop:
     def __init__(self, store: SqlStore, embedders: Embedders) -> None:
         self.store = store
-        self.data = ShoppingData(store.engine)
+        self.data = ShoppingData(store.db)
         self.recommender = Recommender(self.data, embedders.get, self.personalised)
 
     def personalised(self, person: Person) -> bool:

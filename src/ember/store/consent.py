@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from ember.store.sql import SqlStore
 from ember.types import Person
 
-FLAGS = ("history", "personalisation", "health_storage")
+FLAGS = ("history", "personalisation", "health_storage", "memory", "media_storage")
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,8 @@ class Consent:
     history: bool = True  # store their conversations
     personalisation: bool = False  # let shopping mode use what it knows about them
     health_storage: bool = False  # let health mode keep what they tell it
+    memory: bool = False  # let Ember keep facts they ask it to remember, and use them in answers
+    media_storage: bool = False  # keep the images they send with their stored turns (not only descriptions)
 
     def as_dict(self) -> dict[str, bool]:
         return asdict(self)

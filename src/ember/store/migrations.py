@@ -301,25 +301,145 @@ def _of_post() -> ForeignKeyConstraint:
     return ForeignKeyConstraint(["tenant", "post_id"], ["posts.tenant", "posts.id"], ondelete="CASCADE")
 
 
+def m0006_tool_calls(conn: Connection) -> None:
+    """A stored assistant turn's tool calls (JSON) and the call a stored tool turn answers."""
+    conn.execute(text("ALTER TABLE messages ADD COLUMN tool_calls TEXT"))
+    conn.execute(text("ALTER TABLE messages ADD COLUMN tool_call_id VARCHAR(64)"))
+
+
+def m0007_responses(conn: Connection) -> None:
+    """Stored responses of the Responses API: whose (tenant, person), what they continued, and their input,
+    output, settings and usage as JSON."""
+    md = MetaData()
+    Table(
+        "responses",
+        md,
+        Column("id", String(64), primary_key=True),
+        Column("tenant", String(256), nullable=False),
+        Column("person", String(256), nullable=False),
+        Column("previous_id", String(64)),
+        Column("model", String(64), nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("created_at", Float, nullable=False),
+        Column("input", Text, nullable=False),
+        Column("output", Text, nullable=False),
+        Column("settings", Text, nullable=False),
+        Column("usage", Text, nullable=False),
+        Index("ix_responses_owner_created", "tenant", "person", "created_at"),
+        Index("ix_responses_created", "created_at"),
+    )
+    md.create_all(conn)
+
+
+def m0008_image_descriptions(conn: Connection) -> None:
+    """A stored user turn's image descriptions (JSON): what later turns of the conversation know of its images."""
+    conn.execute(text("ALTER TABLE messages ADD COLUMN descriptions TEXT"))
+
+
+def m0009_memory(conn: Connection) -> None:
+    """The `memory` consent flag (off) and the facts a person asked Ember to remember."""
+    conn.execute(text("ALTER TABLE consent ADD COLUMN memory BOOLEAN NOT NULL DEFAULT false"))
+    md = MetaData()
+    Table(
+        "memories",
+        md,
+        Column("id", String(40), primary_key=True),
+        Column("tenant", String(256), nullable=False),
+        Column("person", String(256), nullable=False),
+        Column("text", Text, nullable=False),
+        Column("created_at", Float, nullable=False),
+        Index("ix_memories_person", "tenant", "person", "created_at"),
+    )
+    md.create_all(conn)
+
+
+def m0010_media(conn: Connection) -> None:
+    """The `media_storage` consent flag (off); a stored user turn's image and audio parts; stored images, one
+    per distinct image (sha256) per person."""
+    conn.execute(text("ALTER TABLE consent ADD COLUMN media_storage BOOLEAN NOT NULL DEFAULT false"))
+    md = MetaData()
+    Table("conversations", md, Column("id", String(64), primary_key=True))  # referenced, exists already
+    Table(
+        "message_parts",
+        md,
+        Column("conversation_id", String(64), ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True),
+        Column("seq", Integer, primary_key=True),
+        Column("part", Integer, primary_key=True),
+        Column("kind", String(8), nullable=False),
+        Column("sha256", String(64)),
+        Column("mime", String(32)),
+        Column("width", Integer),
+        Column("height", Integer),
+        Column("bytes", Integer),
+        Column("not_kept", String(32)),
+        Column("transcript", Text),
+        Column("language", String(16)),
+        Column("duration", Float),
+        Index("ix_message_parts_sha256", "sha256"),
+    )
+    Table(
+        "media",
+        md,
+        Column("tenant", String(256), primary_key=True),
+        Column("person", String(256), primary_key=True),
+        Column("sha256", String(64), primary_key=True),
+        Column("mime", String(32), nullable=False),
+        Column("width", Integer, nullable=False),
+        Column("height", Integer, nullable=False),
+        Column("data", LargeBinary, nullable=False),
+        Column("created_at", Float, nullable=False),
+    )
+    md.create_all(conn)
+
+
+def m0011_branches_and_titles(conn: Connection) -> None:
+    """Conversations become trees, and remember who wrote their title. Each message names the turn it follows
+    (`parent_seq`; NULL for a first turn) and each conversation the turn its active branch ends at
+    (`active_seq`); stored conversations become one branch: every turn follows the one before it, and the last
+    is active. `title_by` says who wrote the title: `message` (the first message, cut; stored titles are
+    taken as that), `model` (the fast model) or `person` (a rename, which nothing overwrites)."""
+    conn.execute(text("ALTER TABLE messages ADD COLUMN parent_seq INTEGER"))
+    conn.execute(
+        text(
+            "UPDATE messages SET parent_seq = (SELECT max(m.seq) FROM messages m"
+            " WHERE m.conversation_id = messages.conversation_id AND m.seq < messages.seq)"
+        )
+    )
+    conn.execute(text("ALTER TABLE conversations ADD COLUMN active_seq INTEGER"))
+    conn.execute(
+        text(
+            "UPDATE conversations SET active_seq = (SELECT max(m.seq) FROM messages m"
+            " WHERE m.conversation_id = conversations.id)"
+        )
+    )
+    conn.execute(text("ALTER TABLE conversations ADD COLUMN title_by VARCHAR(16) NOT NULL DEFAULT 'message'"))
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("0001_conversations", m0001_conversations),
     ("0002_api_keys", m0002_api_keys),
     ("0003_consent", m0003_consent),
     ("0004_shopping", m0004_shopping),
     ("0005_tenants", m0005_tenants),
+    ("0006_tool_calls", m0006_tool_calls),
+    ("0007_responses", m0007_responses),
+    ("0008_image_descriptions", m0008_image_descriptions),
+    ("0009_memory", m0009_memory),
+    ("0010_media", m0010_media),
+    ("0011_branches_and_titles", m0011_branches_and_titles),
 )
 
 
-def migrate(engine: Engine) -> list[str]:
+def migrate(db: Engine) -> list[str]:
     """Apply the migrations this database lacks, in order; return their names."""
-    with engine.begin() as conn:
+    with db.begin() as conn:
         _ledger.create(conn, checkfirst=True)
         done = set(conn.scalars(select(_ledger.c.name)))
     applied = []
     for name, migration in MIGRATIONS:
         if name in done:
             continue
-        with engine.begin() as conn:
+        with db.begin() as conn:
             migration(conn)
             conn.execute(_ledger.insert().values(name=name, applied_at=time.time()))
         applied.append(name)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 metadata = MetaData()
@@ -32,6 +33,8 @@ conversations = Table(
     Column("title", Text, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("active_seq", Integer),  # the turn the active branch ends at (migration 0010)
+    Column("title_by", String(16), nullable=False, server_default="message"),  # message | model | person
 )
 
 messages = Table(
@@ -47,6 +50,10 @@ messages = Table(
     Column("prompt_tokens", Integer),
     Column("completion_tokens", Integer),
     Column("created_at", Float, nullable=False),
+    Column("tool_calls", Text),  # an assistant turn's calls: [{"id", "name", "arguments"}] as JSON
+    Column("tool_call_id", String(64)),  # a tool turn: the call it answers
+    Column("descriptions", Text),  # a user turn's images as the image readers described them: JSON strings
+    Column("parent_seq", Integer),  # the turn this one follows (its seq); NULL: a first turn (migration 0010)
 )
 
 api_keys = Table(
@@ -72,6 +79,69 @@ consent = Table(
     Column("personalisation", Boolean, nullable=False),
     Column("health_storage", Boolean, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("memory", Boolean, nullable=False, server_default=false()),
+    Column("media_storage", Boolean, nullable=False, server_default=false()),
+)
+
+# a stored user turn's images and audio clips (migration 0010), images first, then audio, each in the order sent
+message_parts = Table(
+    "message_parts",
+    metadata,
+    Column("conversation_id", String(64), ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),  # the message's
+    Column("part", Integer, primary_key=True),
+    Column("kind", String(8), nullable=False),  # image | audio
+    Column("sha256", String(64)),  # an image: of the bytes intake decoded (the media row that holds them)
+    Column("mime", String(32)),
+    Column("width", Integer),
+    Column("height", Integer),
+    Column("bytes", Integer),
+    Column("not_kept", String(32)),  # an image not kept in media, and why: too_large | media_storage_off
+    Column("transcript", Text),  # an audio clip: what was heard, in which language, how many seconds
+    Column("language", String(16)),
+    Column("duration", Float),
+)
+
+# stored images (migration 0010): one row per distinct image (sha256) per person, while a stored part names it
+media = Table(
+    "media",
+    metadata,
+    Column("tenant", String(256), primary_key=True),
+    Column("person", String(256), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("mime", String(32), nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# facts a person asked Ember to remember (migration 0009), used only while their `memory` consent is on
+memories = Table(
+    "memories",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant", String(256), nullable=False),
+    Column("person", String(256), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# the Responses API (migration 0007): each stored response, its own input and its output as OpenAI's items (JSON)
+responses = Table(
+    "responses",
+    metadata,
+    Column("id", String(64), primary_key=True),  # issued by the server
+    Column("tenant", String(256), nullable=False),
+    Column("person", String(256), nullable=False),
+    Column("previous_id", String(64)),  # the response it continued; no foreign key: deleting one keeps the next
+    Column("model", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("input", Text, nullable=False),  # a JSON list of items
+    Column("output", Text, nullable=False),  # a JSON list of items
+    Column("settings", Text, nullable=False),  # a JSON object: the request's settings the response shows
+    Column("usage", Text, nullable=False),  # a JSON object: input, output and reasoning tokens
 )
 
 # shopping (migration 0004): the catalogue, behaviour, shared posts and friendships

@@ -1,4 +1,4 @@
-"""Where the vision specialists' converted model files live, and the check that they are the right ones.
+"""Where the image readers' converted model files live, and the check that they are the right ones.
 
 `cache/models/vision/` holds the files listed in `ember.assets.catalogue.VISION_CONVERTED`, written by
 `python -m ember.vision.prepare` (`make vision-models`). A file is used only if its size and sha256 match the

@@ -1,6 +1,6 @@
-"""The vision specialist contract and what specialists report: machine guesses with confidences.
+"""The image reader contract and what specialists report: machine guesses with confidences.
 
-A specialist registers a factory in `ember.registry.vision` (built-ins in `ember.vision.specialists`, the
+A specialist registers a factory in `ember.registry.vision` (built-ins in `ember.vision.readers`, the
 same way a plugin would); the factory gets the Settings and returns an object whose `observe(pixels)`
 looks at an RGB image and returns one `Observation`: its kind (objects, classes, text, colours, shapes),
 the model it used, and guesses, each with a confidence in [0, 1] and, where it has one, a box in the
@@ -95,7 +95,7 @@ class ImageDescription:
         }
 
 
-class VisionSpecialist(Protocol):
+class ImageReader(Protocol):
     """Looks at an RGB image and reports one kind of guesses. `observe` may be called from any thread,
     one call at a time."""
 

@@ -1,4 +1,4 @@
-"""Describe an image with every registered vision specialist: pixels in, an `ImageDescription` out.
+"""Describe an image with every registered image reader: pixels in, an `ImageDescription` out.
 
 The image is decoded once (alpha laid on white, at most `WORK_SIDE` pixels a side), each specialist
 observes it in turn, and boxes are mapped back to the image's own pixels. Descriptions are cached by the
@@ -22,7 +22,7 @@ from PIL import Image as PILImage
 from ember import registry
 from ember.config import Settings
 from ember.types import Image
-from ember.vision.base import ImageDescription, Pixels, VisionSpecialist
+from ember.vision.base import ImageDescription, ImageReader, Pixels
 
 WORK_SIDE = 1024
 CACHE_SIZE = 64
@@ -40,9 +40,9 @@ def pixels_of(image: Image, max_side: int = WORK_SIDE) -> Pixels:
 
 
 class Describer:
-    """Runs every registered vision specialist on an image; thread-safe, one image at a time."""
+    """Runs every registered image reader on an image; thread-safe, one image at a time."""
 
-    def __init__(self, specialists: list[VisionSpecialist]) -> None:
+    def __init__(self, specialists: list[ImageReader]) -> None:
         self.specialists = specialists
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, ImageDescription] = OrderedDict()

@@ -1,4 +1,4 @@
-"""One way to open an ONNX model for the vision specialists: CPU, quiet, a bounded number of threads."""
+"""One way to open an ONNX model for the image readers: CPU, quiet, a bounded number of threads."""
 
 from __future__ import annotations
 

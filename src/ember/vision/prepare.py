@@ -1,4 +1,4 @@
-"""Set-up for the vision specialists: `python -m ember.vision.prepare [--cache-dir DIR]` (`make vision-models`).
+"""Set-up for the image readers: `python -m ember.vision.prepare [--cache-dir DIR]` (`make vision-models`).
 
 1. Verifies the classifier's sources from pip packages (catalogue role `vision`: torchvision MobileNetV2
    weights, timm's ImageNet names) with `ember.assets`.
@@ -134,7 +134,7 @@ def prepare(cache_dir: Path, *, progress: bool = False) -> Path:
 @click.command()
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="default: the settings' cache_dir")
 def main(cache_dir: Path | None) -> None:
-    """Set up the vision specialists' models (once; a few seconds after the packages are installed)."""
+    """Set up the image readers' models (once; a few seconds after the packages are installed)."""
     try:
         home = prepare(cache_dir or Settings().cache_dir, progress=True)
     except EmberError as exc:

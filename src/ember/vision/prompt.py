@@ -93,10 +93,12 @@ def render(description: ImageDescription, n: int) -> str:
 
 async def described(messages: list[Message], settings: Settings) -> list[Message]:
     """The messages with a description for every image (`Message.descriptions`), numbered in order of
-    appearance; their text and images are kept."""
+    appearance (after the images earlier turns of a stored conversation described); their text and images
+    are kept."""
     out, n = [], 0
     for m in messages:
         if not m.images:
+            n += len(m.descriptions)
             out.append(m)
             continue
         blocks = []

@@ -28,11 +28,11 @@ class TextReader:
         from rapidocr_onnxruntime import RapidOCR
 
         options: dict[str, Any] = {"det_limit_type": "max", "det_limit_side_len": DETECT_SIDE}
-        self.engine = RapidOCR(**options)
+        self.ocr = RapidOCR(**options)
 
     def observe(self, pixels: Pixels) -> Observation:
         started = time.perf_counter()
-        found, _ = self.engine(np.ascontiguousarray(pixels[:, :, ::-1]))  # it expects BGR, as OpenCV reads
+        found, _ = self.ocr(np.ascontiguousarray(pixels[:, :, ::-1]))  # it expects BGR, as OpenCV reads
         lines = []
         for polygon, text, confidence in found or []:
             if float(confidence) < MIN_CONFIDENCE or not str(text).strip():

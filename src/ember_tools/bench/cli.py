@@ -8,9 +8,10 @@ from ember.cli.lazy import Lazy, LazyGroup
 
 BENCHMARKS = {
     "engine": Lazy(
-        "ember_tools.bench.engine:engine",
-        "llama.cpp called directly vs. through `ember serve` (in-process and child-process engines): TTFT, "
-        "decode and multi-stream throughput, and a next turn's TTFT with and without the prompt cache.",
+        "ember_tools.bench.generation:engine",
+        "llama.cpp called directly vs. through `ember serve` (in-process and child-process engines), and with "
+        "--llama-server llama.cpp's own server: TTFT, decode and multi-stream throughput, and a next turn's TTFT "
+        "with and without the prompt cache.",
     ),
     "recs": Lazy(
         "ember_tools.bench.recs:recs",

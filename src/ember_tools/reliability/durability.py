@@ -41,7 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from ember.config import Settings
-from ember.store.sql import open_engine
+from ember.store.sql import open_db
 from ember_tools.reliability.integrity import Integrity, check
 from ember_tools.reliability.server import free_port, wait_healthy
 
@@ -143,11 +143,11 @@ def postgres_database(admin_url: str) -> Iterator[str]:
 
 
 def integrity_of(url: str) -> Integrity:
-    engine = open_engine(url)
+    db = open_db(url)
     try:
-        return check(engine)
+        return check(db)
     finally:
-        engine.dispose()
+        db.dispose()
 
 
 # --- the server ----------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Integrity checks of an Ember database, after a crash or at any time: the engine's own check, foreign keys,
 and the store's invariants (every conversation is whole exchanges, numbered without gaps, ending with an
-answer), on SQLite and PostgreSQL.
+answer; each turn follows an earlier one of its conversation, and the branch shown ends at one of its turns),
+on SQLite and PostgreSQL.
 
 SQLite: `PRAGMA integrity_check`, `PRAGMA foreign_key_check`, and the journal settings durability rests on.
 PostgreSQL: every table read in full, every foreign key checked for orphans, and every B-tree index checked
@@ -41,6 +42,7 @@ def check(engine: sa.Engine) -> Integrity:
     backend_checks[engine.dialect.name](engine, result)
     _orphans(engine, result)
     _exchanges(engine, result)
+    _branches(engine, result)
     return result
 
 
@@ -143,3 +145,26 @@ def _exchanges(engine: sa.Engine, result: Integrity) -> None:
         elif role != "assistant":
             result.problems.append(f"conversation {cid} ends with a {role} message, not an answer")
     result.facts["conversations"] = len(rows)
+
+
+def _branches(engine: sa.Engine, result: Integrity) -> None:
+    """Every turn follows an earlier turn of its own conversation (or none: a first turn), and every
+    conversation's branch shown ends at one of its turns."""
+    earlier = messages.alias("earlier")
+    follows = sa.exists().where(
+        earlier.c.conversation_id == messages.c.conversation_id,
+        earlier.c.seq == messages.c.parent_seq,
+        earlier.c.seq < messages.c.seq,
+    )
+    shown = sa.exists().where(
+        messages.c.conversation_id == conversations.c.id, messages.c.seq == conversations.c.active_seq
+    )
+    with engine.connect() as conn:
+        astray = conn.scalar(
+            sa.select(sa.func.count()).select_from(messages).where(messages.c.parent_seq.is_not(None), ~follows)
+        )
+        unshown = conn.scalar(sa.select(sa.func.count()).select_from(conversations).where(~shown))
+    if astray:
+        result.problems.append(f"{astray} messages follow no earlier turn of their conversation")
+    if unshown:
+        result.problems.append(f"{unshown} conversations show a branch that ends at none of their turns")

@@ -17,6 +17,8 @@ from typing import Any
 
 import click
 
+from ember_tools.marked import replace_block
+
 BEGIN = "<!-- reliability results: begin (written by `ember reliability report`) -->"
 END = "<!-- reliability results: end -->"
 
@@ -143,13 +145,7 @@ def render(sources: dict[str, Path]) -> str:
 
 def write(doc: Path, block: str) -> None:
     """Replace the marked block of `doc` (appending one if it has none)."""
-    text = doc.read_text() if doc.is_file() else "# Reliability\n"
-    start, end = text.find(BEGIN), text.find(END)
-    if start >= 0 and end > start:
-        text = text[:start] + block + text[end + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    doc.write_text(text)
+    replace_block(doc, BEGIN, END, block, "# Reliability\n")
 
 
 @click.command("report")

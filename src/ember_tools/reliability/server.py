@@ -92,6 +92,7 @@ def serve(roles: Mapping[str, Any], settings: Mapping[str, str] | None = None) -
     with tempfile.TemporaryDirectory(prefix="ember-reliability-") as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("EMBER_") or k in KEPT_ENV}
         env |= {"EMBER_ROLES": json.dumps(roles), "EMBER_DATA_DIR": tmp, "EMBER_CONFIG": f"{tmp}/none.toml"}
+        env |= {"EMBER_TITLES": "false"}  # a title is a generation of its own, after an answer: not what is measured
         env |= dict(settings or {})
         log = Path(tmp) / "serve.log"
         cmd = [sys.executable, "-m", "ember.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]

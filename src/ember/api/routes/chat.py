@@ -3,8 +3,11 @@
 Spoken parts (`input_audio`) are transcribed first; what was heard is returned in the Ember extension
 field `input_transcripts` (top level of the completion, or of the first chunk when streaming). Modes that
 cite sources return them in the extension field `citations` (top level, or on the chunk that carries them);
-multi-agent modes asked for `include_trace` return their agents' passes in `trace` the same way, and
-`ember-auto` returns the route it took, and why, in `route`.
+multi-agent modes asked for `include_trace` return their agents' passes in `trace` the same way,
+`ember-auto` returns the route it took, and why, in `route`, and with the person's `memory` consent on, a message
+that states a durable fact about them ("I'm vegetarian") gets `memory_proposal` (`{"text", "kind"}`: top level,
+or on a chunk of its own after the finish when streaming), which the client may offer to save through
+`POST /v1/me/memories`; nothing is kept until it does.
 
 The first delta is awaited before any response is sent, so request errors found by the engine (a
 prompt beyond the context) are proper 4xx envelopes, not broken streams. When the client goes away, at
@@ -26,15 +29,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable
+from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack
-from enum import Enum
-from typing import Any, Literal, TypeVar
+from typing import Any
 
 import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from fastapi.responses import JSONResponse, Response
 
 from ember.api.deps import ChatServingDep, PrincipalDep
 from ember.api.openapi import STREAM
@@ -44,9 +45,11 @@ from ember.api.protocol import (
     completion_id,
     completion_json,
     error_json,
+    extensions,
     to_chat_request,
     turns_of,
 )
+from ember.api.streaming import ClosingStream, Left, unless_gone
 from ember.api.wire import ERRORS, ChatCompletion
 from ember.errors import EmberError
 from ember.serving.chat import Served
@@ -54,24 +57,6 @@ from ember.types import Delta, Usage
 
 log = logging.getLogger(__name__)
 router = APIRouter(responses=ERRORS)
-DISCONNECT_RETRY_S = 0.25
-T = TypeVar("T")
-
-
-class _ClosingStream(StreamingResponse):
-    """A streamed response that closes `cleanup` once it is over, however it ended: when the client
-    leaves before the body starts, Starlette never iterates it, so a generator's `finally` is not enough."""
-
-    def __init__(self, content: AsyncGenerator[bytes, None], cleanup: AsyncExitStack, headers: dict[str, str]) -> None:
-        super().__init__(content, media_type="text/event-stream", headers=headers)
-        self.cleanup = cleanup
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self.cleanup.aclose()
 
 
 @router.post("/v1/chat/completions", response_model=ChatCompletion, responses=STREAM)
@@ -82,8 +67,8 @@ async def chat_completions(
         log.info("ignoring unknown request fields: %s", body.extra_field_names())
     chat = to_chat_request(body, principal.person(body.user))
     async with AsyncExitStack() as stack:
-        served = await _unless_gone(request, serving.start(chat, turns_of(body), principal, stack))
-        if served is _Left.LEFT:
+        served = await unless_gone(request, serving.start(chat, turns_of(body), principal, stack))
+        if served is Left.LEFT:
             return Response(status_code=499)
         extra: dict[str, Any] = {"input_transcripts": served.heard} if served.heard else {}
         cid = completion_id()
@@ -91,51 +76,12 @@ async def chat_completions(
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             events = _sse(cid, body.model, served, include_usage, extra)
             stack.push_async_callback(events.aclose)
-            return _ClosingStream(events, stack.pop_all(), served.headers)
-        answer = await _unless_gone(request, served.rest())
-    if answer is _Left.LEFT:
+            return ClosingStream(events, stack.pop_all(), served.headers)
+        answer = await unless_gone(request, served.rest())
+    if answer is Left.LEFT:
         return Response(status_code=499)
-    if answer.citations:
-        extra["citations"] = [c.as_dict() for c in answer.citations]
-    if answer.trace:
-        extra["trace"] = [step.as_dict() for step in answer.trace]
-    if answer.route is not None:
-        extra["route"] = answer.route.as_dict()
-    usage = answer.usage or Usage()
-    payload = completion_json(cid, body.model, answer.text, answer.thought, answer.finish_reason, usage, extra)
+    payload = completion_json(cid, body.model, answer, {**extra, **extensions(answer)})
     return JSONResponse(payload, headers=served.headers)
-
-
-class _Left(Enum):
-    """What `_unless_gone` returns when the client disconnected first."""
-
-    LEFT = "left"
-
-
-async def _unless_gone(request: Request, work: Awaitable[T]) -> T | Literal[_Left.LEFT]:
-    """`work`'s result, or LEFT if the client disconnects first: `work` is then cancelled, and with it every
-    sub-call it made (generations, a plan's steps, contemplating's agents). An exception `work` raises comes
-    out as itself."""
-    result: T | Literal[_Left.LEFT] = _Left.LEFT
-    error: Exception | None = None
-    async with anyio.create_task_group() as tg:
-
-        async def watch() -> None:
-            # The body is read, so the server's next message is the disconnect (uvicorn sends it the moment the
-            # connection drops); a server that answers with anything else at once is asked again a little later.
-            while (await request.receive())["type"] != "http.disconnect":  # noqa: ASYNC110
-                await anyio.sleep(DISCONNECT_RETRY_S)
-            tg.cancel_scope.cancel()
-
-        tg.start_soon(watch)
-        try:
-            result = await work
-        except Exception as exc:  # not wrapped in an ExceptionGroup: the error handlers map it
-            error = exc
-        tg.cancel_scope.cancel()
-    if error is not None:
-        raise error
-    return result
 
 
 def _event(payload: dict[str, Any] | str) -> bytes:
@@ -151,7 +97,7 @@ async def _sse(
         yield _event(chunk_json(cid, model, created, Delta(), role=True, extra=extra))
         delta = served.first
         while delta is not None:
-            if delta.content or delta.reasoning or delta.finish_reason or delta.citations or delta.trace or delta.route:
+            if delta.content or delta.reasoning or delta.tool_calls or delta.finish_reason or delta.extends:
                 yield _event(chunk_json(cid, model, created, delta))  # extensions may ride on a usage-only delta
             delta = await anext(served.deltas, None)
         if include_usage:

@@ -1,4 +1,5 @@
-"""`GET /v1/models`: the modes this server can run, as OpenAI model objects."""
+"""`GET /v1/models`: the modes this server can run and its embedding models, as OpenAI model objects (with
+Ember's `description`, and `task`: `chat` for a mode, `embedding` for a `/v1/embeddings` model)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from ember.api.wire import ERRORS, ModelCard, ModelList
 from ember.config import Settings
 from ember.errors import ModelNotFound, shown
 from ember.modes.base import Mode
+from ember.serving.embeddings import embedding_models
 
 router = APIRouter(responses=ERRORS)
 
@@ -19,18 +21,26 @@ def available_modes(settings: Settings) -> list[Mode]:
     return [m for m in registry.modes if all(role in settings.roles for role in m.roles)]
 
 
-def _card(mode: Mode) -> ModelCard:
-    return ModelCard(id=mode.name, created=0, owned_by="ember", description=mode.description)
+def _cards(settings: Settings) -> list[ModelCard]:
+    modes = [
+        ModelCard(id=m.name, created=0, owned_by="ember", description=m.description, task="chat")
+        for m in available_modes(settings)
+    ]
+    embedders = [
+        ModelCard(id=m.id, created=0, owned_by="ember", description=m.description, task="embedding")
+        for m in embedding_models(settings)
+    ]
+    return [*modes, *embedders]
 
 
 @router.get("/v1/models")
 async def list_models(settings: SettingsDep, _: PrincipalDep) -> ModelList:
-    return ModelList(data=[_card(m) for m in available_modes(settings)])
+    return ModelList(data=_cards(settings))
 
 
 @router.get("/v1/models/{model_id}")
 async def get_model(model_id: str, settings: SettingsDep, _: PrincipalDep) -> ModelCard:
-    for mode in available_modes(settings):
-        if mode.name == model_id:
-            return _card(mode)
+    for card in _cards(settings):
+        if card.id == model_id:
+            return card
     raise ModelNotFound(f"The model {shown(model_id)} does not exist", param="model")

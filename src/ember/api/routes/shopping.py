@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ember.api.deps import AdminPrincipal, PipelineDep, ShoppingPrincipal
 from ember.api.routes.conversations import UserQuery
-from ember.api.wire import ERRORS, CatalogItem, ImportReport, Post, Recommendation, Recommendations
+from ember.api.shopping_wire import CatalogItem, ImportReport, Recommendation, Recommendations
+from ember.api.wire import ERRORS, Post
 from ember.errors import NotFound
 from ember.policy.keys import Principal
 from ember.shopping.recommender import MAX_K, Ask

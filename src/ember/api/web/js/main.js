@@ -1,5 +1,6 @@
 // The page's wiring: top bar (mode, effort, trace), composer (keyboard, images, microphone, send and
-// stop), sidebar, settings dialog, error banner, and the two views (#chat, #privacy) chosen by the URL hash.
+// stop), sidebar, settings and shortcuts dialogs, error banner, and the two views (#chat, #privacy) chosen by
+// the URL hash.
 
 import { getJson } from './api.js';
 import { Attachments } from './attachments.js';
@@ -9,6 +10,7 @@ import { PrivacyPage } from './privacy.js';
 import { Recorder } from './recorder.js';
 import { el } from './render.js';
 import { settings } from './settings.js';
+import { setupShortcuts } from './shortcuts.js';
 
 const $ = (id) => document.getElementById(id);
 const form = $('composer');
@@ -47,7 +49,7 @@ function showError(err) {
 async function loadModes() {
   let models;
   try {
-    models = (await getJson('/v1/models')).data;
+    models = (await getJson('/v1/models')).data.filter((m) => m.task === 'chat'); // not the embedding models
   } catch (err) {
     showError(err);
     if (err.status === 401) openSettings();
@@ -74,19 +76,36 @@ function chooseMode(name) {
 
 // --- chat -----------------------------------------------------------------------------------------
 
-const conversations = new ConversationList($('conversations'), $('conversations-empty'), openConversation);
+const conversations = new ConversationList($('conversations'), $('conversations-empty'), {
+  onOpen: openConversation,
+  onGone: () => newChat(false),
+  onError: showError,
+});
+let searchTimer = null;
+$('conversation-search').addEventListener('input', (event) => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => conversations.search(event.target.value), 250);
+});
 const attachments = new Attachments($('attachments'), (message) => showError(new Error(message)));
 const recorder = new Recorder();
+const TITLE_CHECKS_MS = [3000, 10000]; // the fast model writes a new conversation's title just after its answer
 const chat = new Chat($('messages'), {
   busy: setBusy,
   error: showError,
-  stored: async (id) => {
+  stored: async (id, first) => {
     conversations.current = id;
     // a stopped answer is saved just after the page let go of it: look again shortly if it is not listed yet
     if (!(await conversations.refresh()).includes(id)) setTimeout(() => conversations.refresh(), 1000);
+    if (first) for (const wait of TITLE_CHECKS_MS) setTimeout(() => conversations.refresh(), wait);
   },
   mode: chooseMode,
+  options: answerOptions,
 });
+
+/** How to answer, as the top bar says: the mode, the reasoning effort and whether to return the trace. */
+function answerOptions() {
+  return { mode: modeSelect.value, effort: $('effort').value, trace: $('trace-toggle').checked };
+}
 
 function setBusy(on) {
   $('send').hidden = on;
@@ -139,7 +158,7 @@ async function submit(event) {
   input.value = '';
   grow();
   const items = attachments.take();
-  await chat.send({ text, items, mode: modeSelect.value, effort: $('effort').value, trace: $('trace-toggle').checked });
+  await chat.send({ text, items, ...answerOptions() });
 }
 
 function grow() {
@@ -278,12 +297,22 @@ function setupComposer() {
       form.requestSubmit();
     }
   });
-  document.addEventListener('keydown', (event) => {
-    if (event.key !== 'Escape') return;
-    if (chat.busy) chat.stop();
-    if (document.body.classList.contains('sidebar-open')) $('menu-toggle').click();
-  });
   $('stop').addEventListener('click', () => chat.stop());
+}
+
+function setupKeys() {
+  const help = setupShortcuts($('shortcuts'), {
+    escape: () => {
+      if (chat.busy) chat.stop();
+      if (document.body.classList.contains('sidebar-open')) $('menu-toggle').click();
+    },
+    focus: () => {
+      location.hash = '#chat';
+      input.focus();
+    },
+    newChat: () => newChat(),
+  });
+  $('shortcuts-open').addEventListener('click', help);
 }
 
 const privacy = new PrivacyPage($('privacy-view'), () => {
@@ -304,6 +333,7 @@ function route() {
 
 setupTopBar();
 setupComposer();
+setupKeys();
 setupAttachments();
 setupRecorder();
 setupSettings();

@@ -9,6 +9,7 @@ const NAMES = {
   conversations: ['conversation', 'conversations'],
   consent: ['consent record', 'consent records'],
   api_keys: ['API key', 'API keys'],
+  media: ['stored image', 'stored images'],
 };
 
 /** "1 message", "3 conversations": what DELETE /v1/me reports, in words. */
@@ -26,6 +27,8 @@ export class PrivacyPage {
     this.person = root.querySelector('#privacy-person');
     this.flags = [...root.querySelectorAll('input[data-flag]')];
     this.confirm = root.querySelector('#delete-confirm');
+    this.memories = root.querySelector('#memories');
+    this.memoriesEmpty = root.querySelector('#memories-empty');
     for (const box of this.flags) box.addEventListener('change', () => this.setFlag(box));
     root.querySelector('#export').addEventListener('click', () => this.exportData());
     root.querySelector('#delete').addEventListener('click', () => this.askDelete());
@@ -43,7 +46,37 @@ export class PrivacyPage {
     try {
       const me = await getJson(withUser('/v1/me'));
       this.show(me);
+      await this.loadMemories();
       this.say('');
+    } catch (err) {
+      this.say(err.message, true);
+    }
+  }
+
+  /** The facts the person asked Ember to remember, each with a button that forgets it. */
+  async loadMemories() {
+    const kept = (await getJson(withUser('/v1/me/memories'))).data;
+    this.memories.replaceChildren(...kept.map((memory) => {
+      const forget = document.createElement('button');
+      forget.type = 'button';
+      forget.className = 'link-button small';
+      forget.textContent = 'Forget';
+      forget.setAttribute('aria-label', `Forget “${memory.text}”`);
+      forget.addEventListener('click', () => this.forget(memory));
+      const item = document.createElement('li');
+      const text = document.createElement('span');
+      text.textContent = memory.text;
+      item.append(text, ' ', forget);
+      return item;
+    }));
+    this.memoriesEmpty.hidden = kept.length > 0;
+  }
+
+  async forget(memory) {
+    try {
+      await call(withUser(`/v1/me/memories/${encodeURIComponent(memory.id)}`), { method: 'DELETE' });
+      await this.loadMemories();
+      this.say('Forgotten.');
     } catch (err) {
       this.say(err.message, true);
     }

@@ -1,19 +1,14 @@
 // DOM for the conversation: a person's bubble (text, images, voice and what was heard) and an answer
-// (Markdown, reasoning collapsed, citation cards, the agent trace). Text goes in through textContent;
+// (Markdown with a Copy button on each code block, reasoning collapsed, citation cards, the agent trace, and
+// its details: mode, route, tokens and time, shown on hover). Text goes in through textContent;
 // only renderMarkdown's escaped output is set as HTML.
 
+import { addCodeCopies } from './copy.js';
+import { el } from './dom.js';
 import { icon } from './icons.js';
 import { renderMarkdown, safeUrl } from './markdown.js';
 
-/** createElement with a class, attributes and children (strings become text). */
-export function el(tag, { cls, attrs = {}, text } = {}, ...children) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
-  if (text !== undefined) node.textContent = text;
-  for (const child of children) if (child) node.append(child);
-  return node;
-}
+export { el };
 
 /** A person's message. `parts`: {text}, {image: dataUrl}, {audio: blobUrl} in order. */
 export function userBubble(parts) {
@@ -77,15 +72,35 @@ function traceItem(step) {
   return item;
 }
 
+/** An answer's details line: the mode (and ember-auto's route, with why), the tokens read and written (from the
+ * API's `usage`) and the seconds to the whole answer and to its first token (measured by the page). */
+export function answerDetails({ mode, route, usage, seconds, first }) {
+  const parts = [`mode ${mode}`];
+  if (route?.target) {
+    const effort = route.effort ? ` (${route.effort})` : '';
+    parts.push(`route ${String(route.target).replace(/^ember-/, '')}${effort}${route.reason ? `: ${route.reason}` : ''}`);
+  }
+  if (usage) {
+    const reasoning = usage.completion_tokens_details?.reasoning_tokens;
+    parts.push(`${usage.prompt_tokens} tokens in, ${usage.completion_tokens} out${reasoning ? ` (${reasoning} reasoning)` : ''}`);
+  }
+  if (Number.isFinite(seconds)) {
+    parts.push(`${seconds.toFixed(1)} s${Number.isFinite(first) ? `, first token ${first.toFixed(2)} s` : ''}`);
+  }
+  return parts.join(' · ');
+}
+
 /** One answer as it streams in. */
 export class AnswerView {
   constructor(mode) {
     this.content = '';
     this.reasoning = '';
     this.pending = false;
+    this.facts = { mode };
     this.node = el('article', { cls: 'message assistant streaming', attrs: { 'aria-label': 'Ember answered', 'aria-busy': 'true' } });
     this.meta = el('p', { cls: 'meta', text: mode.replace(/^ember-/, '') });
-    this.node.append(this.meta);
+    this.details = el('p', { cls: 'answer-details' });
+    this.node.append(el('div', { cls: 'answer-head' }, this.meta, this.details));
     this.body = el('div', { cls: 'markdown' });
     this.typing = el('p', { cls: 'typing muted', text: 'Ember is thinking…' });
     this.node.append(this.body, this.typing);
@@ -117,6 +132,7 @@ export class AnswerView {
   paint() {
     this.pending = false;
     this.body.innerHTML = renderMarkdown(this.content);
+    addCodeCopies(this.body);
     if (this.reasoningText) this.reasoningText.innerHTML = renderMarkdown(this.reasoning);
     if (this.content || this.reasoning) this.typing.textContent = '';
     this.onPaint?.();
@@ -137,6 +153,39 @@ export class AnswerView {
     const effort = route.effort ? ` (${route.effort})` : '';
     this.meta.textContent = `auto → ${String(route.target).replace(/^ember-/, '')}${effort}`;
     this.meta.title = route.reason || '';
+    this.describe({ route });
+  }
+
+  /** Add to the details line (`usage`, `seconds`, `first`, `route`) and show it. */
+  describe(facts) {
+    Object.assign(this.facts, facts);
+    this.details.textContent = answerDetails(this.facts);
+    this.details.title = this.details.textContent; // the line may be cut short on a narrow screen
+  }
+
+  /** The functions the answer called (the caller runs them): each call's name and arguments. */
+  setToolCalls(calls) {
+    if (!calls?.length) return;
+    this.toolCalls?.remove();
+    const list = el('ul', { cls: 'tool-calls', attrs: { 'aria-label': 'Function calls' } });
+    for (const call of calls) {
+      const text = `${call.function?.name ?? '?'}(${call.function?.arguments ?? ''})`;
+      list.append(el('li', { cls: 'tool-call' }, el('code', { text })));
+    }
+    this.toolCalls = list;
+    this.node.insertBefore(list, this.typing.isConnected ? this.typing : null);
+  }
+
+  /** Streamed pieces of calls: an id and name first, then arguments, per index. */
+  addToolCallPieces(pieces) {
+    this.calls ??= [];
+    for (const piece of pieces) {
+      const call = (this.calls[piece.index] ??= { id: '', function: { name: '', arguments: '' } });
+      if (piece.id) call.id = piece.id;
+      if (piece.function?.name) call.function.name = piece.function.name;
+      call.function.arguments += piece.function?.arguments ?? '';
+    }
+    this.setToolCalls(this.calls.filter(Boolean));
   }
 
   setTrace(steps) {
@@ -160,18 +209,52 @@ export class AnswerView {
       const words = this.reasoning.trim().split(/\s+/).filter(Boolean).length;
       this.reasoningLabel.textContent = `Reasoning (${words} words)`;
     }
-    const notes = { stopped: 'Stopped.', length: 'The answer reached its length limit.', error: message };
+    const notes = {
+      stopped: 'Stopped.',
+      length: 'The answer reached its length limit.',
+      tool_calls: 'Ember asked to call a function; its result is for the caller to send back.',
+      error: message,
+    };
     if (notes[how]) this.node.append(el('p', { cls: how === 'error' ? 'note error-note' : 'note', text: notes[how] }));
     if (how === 'error' && !this.content && !this.reasoning) this.node.classList.add('failed');
   }
 }
 
+const NOT_KEPT = {
+  too_large: 'Image not kept: too large (its description was kept).',
+  media_storage_off: 'Image not kept: media storage is off (its description was kept).',
+};
+
+/** A stored turn of the person: its text, then its parts as the conversations API shows them (a kept image
+ * as a thumbnail whose bytes `showStoredImage` fetches from `data-media`; an image not kept and a voice
+ * message as a note). */
+function storedUserTurn(message) {
+  const bubble = userBubble([{ text: message.content }]);
+  for (const part of message.parts ?? []) {
+    if (part.type === 'audio') {
+      bubble.append(el('p', { cls: 'note', text: `Voice message, ${part.duration} s.` }));
+    } else if (part.stored) {
+      bubble.append(el('img', { cls: 'thumb', attrs: { alt: 'a stored image', 'data-media': part.url } }));
+    } else {
+      bubble.append(el('p', { cls: 'note', text: NOT_KEPT[part.not_stored] ?? 'Image not kept.' }));
+    }
+  }
+  return bubble;
+}
+
 /** A stored message, as the conversations API returns it. */
 export function storedMessage(message, mode) {
-  if (message.role === 'user') return userBubble([{ text: message.content }]);
+  if (message.role === 'user') return storedUserTurn(message);
+  if (message.role === 'tool') {
+    const meta = el('p', { cls: 'meta', text: `function result · ${message.tool_call_id || ''}` });
+    return el('article', { cls: 'message tool', attrs: { 'aria-label': 'A function returned' } }, meta,
+      el('pre', { cls: 'tool-result', text: message.content }));
+  }
   const view = new AnswerView(mode || 'ember');
   view.content = message.content || '';
   if (message.reasoning_content) view.addReasoning(message.reasoning_content);
+  view.setToolCalls(message.tool_calls);
+  if (message.usage) view.describe({ usage: message.usage });
   view.finish(message.finish_reason === 'cancelled' ? 'stopped' : message.finish_reason || 'stop');
   return view.node;
 }

@@ -1,0 +1,80 @@
+"""The table and goal lines of `ember bench engine`: each phase's medians side by side, with ratios to raw."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+GOAL_API_DECODE = 0.95
+GOAL_SCALING = 1.5
+REFERENCE = "raw"
+SERVER = "llama-server"  # with --llama-server: Ember's decode is also compared with it
+
+ROWS = (
+    ("TTFT (s)", "ttft_s", "{:.3f}"),
+    ("decode tok/s, 1 stream", "decode_tps", "{:.1f}"),
+    ("total tok/s, 1 stream", "total_tps_1", "{:.1f}"),
+    ("total tok/s, 2 streams", "total_tps_2", "{:.1f}"),
+    ("total tok/s, 4 streams", "total_tps_4", "{:.1f}"),
+    ("scaling, 4 / 1 stream", "scaling_4_over_1", "{:.2f}x"),
+    ("turn 2 prompt tokens", "turn2_prompt_tokens", "{:.0f}"),
+    ("turn 2 TTFT, cold (s)", "turn2_cold_ttft_s", "{:.3f}"),
+    ("turn 2 TTFT, warm (s)", "turn2_warm_ttft_s", "{:.3f}"),
+    ("turn 2 cold / warm", "turn2_speedup", "{:.1f}x"),
+)
+
+
+GOAL_TTFT_VS_SERVER = 1.1  # at most this times llama-server's first-token time
+GOAL_TURN2_WARM = 0.2  # a next turn's first token with its history cached: at most this share of cold
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def _goal(value: float, goal: float, at_most: bool = False) -> dict[str, Any]:
+    return {"goal": goal, "value": value, "at_most": at_most, "met": value <= goal if at_most else value >= goal}
+
+
+def _goals(phases: dict[str, dict[str, Any]], ratios: dict[str, dict[str, float]]) -> dict[str, dict[str, Any]]:
+    goals: dict[str, dict[str, Any]] = {}
+    for phase, result in phases.items():
+        if phase != REFERENCE:
+            goals[f"{phase}_decode_ratio"] = _goal(ratios[phase]["decode_tps"], GOAL_API_DECODE)
+        goals[f"{phase}_scaling_4_over_1"] = _goal(result["scaling_4_over_1"], GOAL_SCALING)
+        warm_share = result["turn2_warm_ttft_s"] / result["turn2_cold_ttft_s"]
+        goals[f"{phase}_turn2_warm_over_cold"] = _goal(warm_share, GOAL_TURN2_WARM, at_most=True)
+    if SERVER in phases:  # the issue's reference: llama.cpp's own server
+        server = phases[SERVER]
+        for phase in phases:
+            if phase not in (REFERENCE, SERVER):
+                decode = phases[phase]["decode_tps"] / server["decode_tps"]
+                goals[f"{phase}_decode_vs_llama_server"] = _goal(decode, GOAL_API_DECODE)
+                ttft = phases[phase]["ttft_s"] / server["ttft_s"]
+                goals[f"{phase}_ttft_vs_llama_server"] = _goal(ttft, GOAL_TTFT_VS_SERVER, at_most=True)
+    return goals
+
+
+def report(phases: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """The printed table and goal lines for `phases` (raw first), plus the ratios and goals for the JSON."""
+    others = [p for p in phases if p != REFERENCE]
+    raw = phases[REFERENCE]
+    ratios = {p: {key: phases[p][key] / raw[key] for _, key, _ in ROWS} for p in others}
+    header = f"{'metric':<26}" + "".join(f"{p:>11}" for p in phases) + "".join(f"{p + '/raw':>15}" for p in others)
+    lines = [header]
+    for label, key, fmt in ROWS:
+        values = "".join(f"{fmt.format(phases[p][key]):>11}" for p in phases)
+        lines.append(f"{label:<26}{values}" + "".join(f"{ratios[p][key]:>14.2f}x" for p in others))
+    goals = _goals(phases, ratios)
+    lines.append("")
+    for name, g in goals.items():
+        sign = "<=" if g["at_most"] else ">="
+        lines.append(f"goal: {name} {sign} {g['goal']}: {g['value']:.3f}  {_verdict(g['met'])}")
+    lines.append("")
+    for phase, result in phases.items():
+        if cpu := result.get("cpu"):
+            lines.append(
+                f"CPU during {phase}: this benchmark {cpu['benchmark_cores']:.2f} cores, "
+                f"other processes {cpu['other_cores']:.2f} cores (of {os.cpu_count()})"
+            )
+    return "\n".join(lines), {"ratios": ratios, "goals": goals}
