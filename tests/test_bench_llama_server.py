@@ -54,3 +54,13 @@ def test_first_token_and_next_turn_goals_are_upper_bounds() -> None:
     assert "goal: child_ttft_vs_llama_server <= 1.1: 1.200  MISS" in table
     assert "goal: child_turn2_warm_over_cold <= 0.2: 0.100  PASS" in table
     assert summary["goals"]["raw_turn2_warm_over_cold"]["met"] is False  # 1.0 / 1.0
+
+
+def test_the_cpu_line_names_the_answering_process_alone_when_measured() -> None:
+    cpu = {"benchmark_cores": 1.9, "other_cores": 0.01}
+    child = phase(18.0) | {"cpu": cpu | {"server_process_cores": 0.12}}
+    table, _ = report({"raw": phase(20.0) | {"cpu": cpu}, "child": child})
+    assert "CPU during raw: this benchmark 1.90 cores, other processes 0.01 cores" in table
+    assert (
+        "CPU during child: this benchmark 1.90 cores (the answering process alone, without its children: 0.12)" in table
+    )

@@ -102,14 +102,17 @@ class EnginePool:
         return await self._probe_chat(role, timeout_s)
 
     async def _probe_chat(self, role: str, timeout_s: float) -> dict[str, object]:
+        servers: list[str] = []  # which llama.cpp server runs it, if one does
 
         async def run(engine: Engine) -> None:
             async for _ in engine.stream(PROBE, GenerationParams(max_tokens=1, temperature=0.0)):
                 pass
+            if engine.server:
+                servers.append(engine.server)
 
         result = await _timed(self.get(role), run, timeout_s)
-        if result["ok"] and (server := (await self.get(role)).server):  # which llama.cpp server runs it
-            result["server"] = server
+        if result["ok"] and servers:
+            result["server"] = servers[0]
         return result
 
     async def _probe_speech(self, role: str, timeout_s: float) -> dict[str, object]:

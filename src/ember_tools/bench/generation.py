@@ -2,9 +2,12 @@
 with llama.cpp in Ember's process (`llama_cpp_inprocess`) and once in a child process (`llama_cpp`), and with
 `--llama-server` on llama.cpp's own server built from source (`ember_tools.bench.llama_server`).
 
-Every phase sends the same fixed prompts (temperature 0, fixed seed) and measures time to first token,
-single-stream decode speed and total throughput at 1, 2 and 4 concurrent streams (median over
-`--requests`), after one warm-up request. Each prompt starts with a request number so llama.cpp's
+Every phase's server runs from the start (idle ones take no CPU); after a warm-up request each, `--requests`
+rounds follow in which every phase takes its turn, the order rotating from round to round, so that a slow
+spell of the shared machine falls on all phases alike (separate runs of one phase after another differed by
+more than the differences measured). Every phase sends the same fixed prompts (temperature 0, fixed seed) and
+measures time to first token, single-stream decode speed and total throughput at 1, 2 and 4 concurrent
+streams (medians over the rounds). Each prompt starts with a request number so llama.cpp's
 prompt cache cannot reuse an earlier prompt: TTFT includes prompt processing. A turn-2 case then times
 the first token of a conversation's next turn after ~1,500 tokens of history, with the history in the
 prompt cache (warm) and without (cold) (`ember_tools.bench.history`). The results are printed as a table of
@@ -17,7 +20,9 @@ client runs on the same machine as the server, so the api phase includes its cos
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import functools
 import gc
 import importlib.metadata
 import itertools
@@ -41,7 +46,7 @@ from ember.config import EngineSpec, Settings
 from ember.engines.llama_params import server_params
 from ember.modes.instant import SYSTEM_PROMPT
 from ember_tools.bench import history, llama_server
-from ember_tools.bench.generation_report import report
+from ember_tools.bench.generation_report import REFERENCE, SERVER, report
 from ember_tools.reliability import server as loopback_server
 
 PROMPT = "Write a story of about 200 words about a lighthouse keeper who finds a message in a bottle."
@@ -52,6 +57,7 @@ PHASES = {"inprocess": "llama_cpp_inprocess", "child": "llama_cpp"}  # API phase
 
 Body = dict[str, Any]
 OneRequest = Callable[[Body], Awaitable["Sample"]]
+Runs = dict[str, list[float]]
 
 
 class BenchError(click.ClickException):
@@ -138,45 +144,34 @@ def _progress(message: str) -> None:
     click.echo(message, err=True)
 
 
-async def measure(phase: str, one: OneRequest, opts: Options) -> dict[str, Any]:
-    """Warm up, then the medians of TTFT, decode speed and total throughput at each stream count."""
-    numbers = itertools.count(1)
-    _progress(f"{phase}: warm-up")
-    await one(request_body(0, opts.max_tokens))
-    runs: dict[str, list[float]] = {"ttft_s": [], "decode_tps": []}
+async def one_round(phase: str, one: OneRequest, opts: Options, numbers: Iterator[int], runs: Runs, r: int) -> None:
+    """Round `r` of every measurement on one phase: TTFT, decode and total throughput at each stream count,
+    then the turn-2 case, each appended to `runs`."""
     for streams in STREAMS:
-        key = f"total_tps_{streams}"
-        runs[key] = []
-        for i in range(opts.requests):
-            _progress(f"{phase}: {streams} stream(s), round {i + 1}/{opts.requests}")
-            t0 = time.perf_counter()
-            samples = await asyncio.gather(*(one(request_body(next(numbers), opts.max_tokens)) for _ in range(streams)))
-            wall = max(s.end for s in samples) - t0
-            runs[key].append(sum(s.tokens for s in samples) / wall)
-            if streams == 1:
-                runs["ttft_s"].append(samples[0].ttft)
-                runs["decode_tps"].append(samples[0].decode_tps)
-    runs |= await turn_two(phase, one, opts, numbers)
+        _progress(f"{phase}: {streams} stream(s), round {r + 1}/{opts.requests}")
+        t0 = time.perf_counter()
+        samples = await asyncio.gather(*(one(request_body(next(numbers), opts.max_tokens)) for _ in range(streams)))
+        wall = max(s.end for s in samples) - t0
+        runs[f"total_tps_{streams}"].append(sum(s.tokens for s in samples) / wall)
+        if streams == 1:
+            runs["ttft_s"].append(samples[0].ttft)
+            runs["decode_tps"].append(samples[0].decode_tps)
+    _progress(f"{phase}: turn 2 after a long history, round {r + 1}/{opts.requests}")
+    warm = next(numbers)
+    await one(history.first_turn(warm, SEED))
+    sample = await one(history.second_turn(warm, SEED))
+    runs["turn2_warm_ttft_s"].append(sample.ttft)
+    runs["turn2_prompt_tokens"].append(sample.prompt_tokens)
+    runs["turn2_cold_ttft_s"].append((await one(history.second_turn(next(numbers), SEED))).ttft)
+
+
+def summarize(runs: Runs) -> dict[str, Any]:
+    """The medians of every measurement over its rounds, the 4/1-stream scaling and the turn-2 speed-up."""
     result: dict[str, Any] = {key: statistics.median(values) for key, values in runs.items()}
     result["scaling_4_over_1"] = result["total_tps_4"] / result["total_tps_1"]
     result["turn2_speedup"] = result["turn2_cold_ttft_s"] / result["turn2_warm_ttft_s"]
-    result["runs"] = runs
+    result["runs"] = dict(runs)
     return result
-
-
-async def turn_two(phase: str, one: OneRequest, opts: Options, numbers: Iterator[int]) -> dict[str, list[float]]:
-    """TTFT of a next turn after ~1,500 tokens of history: after its first turn (warm), and as a conversation
-    never seen before (cold); one of each per round."""
-    runs: dict[str, list[float]] = {"turn2_warm_ttft_s": [], "turn2_cold_ttft_s": [], "turn2_prompt_tokens": []}
-    for i in range(opts.requests):
-        _progress(f"{phase}: turn 2 after a long history, round {i + 1}/{opts.requests}")
-        warm = next(numbers)
-        await one(history.first_turn(warm, SEED))
-        sample = await one(history.second_turn(warm, SEED))
-        runs["turn2_warm_ttft_s"].append(sample.ttft)
-        runs["turn2_prompt_tokens"].append(sample.prompt_tokens)
-        runs["turn2_cold_ttft_s"].append((await one(history.second_turn(next(numbers), SEED))).ttft)
-    return runs
 
 
 def _raw_params(opts: Options) -> Any:
@@ -198,6 +193,10 @@ def _raw_one(server: Any, body: Body) -> Sample:
     return clock.sample()
 
 
+async def _raw_async(server: Any, body: Body) -> Sample:
+    return await asyncio.to_thread(_raw_one, server, body)
+
+
 def _jiffies(pids: Sequence[int]) -> tuple[int, int, int] | None:
     """Machine busy and total CPU jiffies (/proc/stat), and the busy jiffies of `pids`; None off Linux."""
     try:
@@ -212,44 +211,78 @@ def _jiffies(pids: Sequence[int]) -> tuple[int, int, int] | None:
     return total - fields[3] - fields[4], total, ours
 
 
-def _cpu_use(before: tuple[int, int, int] | None, pids: Sequence[int]) -> dict[str, float] | None:
-    """Average cores used since `before` by `pids` (this benchmark) and by every other process."""
-    after = _jiffies(pids)
-    if before is None or after is None or after[1] <= before[1]:
-        return None
-    cores = (after[1] - before[1]) / (os.cpu_count() or 1)
-    busy, ours = after[0] - before[0], after[2] - before[2]
-    return {"benchmark_cores": ours / cores, "other_cores": max(busy - ours, 0) / cores}
+@dataclass
+class CpuTally:
+    """CPU jiffies summed over a phase's rounds: the machine's busy and total, the benchmark's processes',
+    and the answering process's own (without its children)."""
+
+    busy: int = 0
+    total: int = 0
+    ours: int = 0
+    server: int | None = None
+
+    @contextlib.contextmanager
+    def counting(self, pids: Sequence[int], server_pid: int | None) -> Iterator[None]:
+        before, server_before = _jiffies(pids), _jiffies([server_pid]) if server_pid else None
+        yield
+        after, server_after = _jiffies(pids), _jiffies([server_pid]) if server_pid else None
+        if before is not None and after is not None:
+            self.busy, self.total = self.busy + after[0] - before[0], self.total + after[1] - before[1]
+            self.ours += after[2] - before[2]
+        if server_before is not None and server_after is not None:
+            self.server = (self.server or 0) + server_after[2] - server_before[2]
+
+    def result(self) -> dict[str, float] | None:
+        """Average cores used by this benchmark's processes and by every other process while it counted."""
+        if self.total <= 0:
+            return None
+        cores = self.total / (os.cpu_count() or 1)
+        use = {"benchmark_cores": self.ours / cores, "other_cores": max(self.busy - self.ours, 0) / cores}
+        if self.server is not None:
+            use["server_process_cores"] = self.server / cores
+        return use
 
 
-def run_raw(opts: Options) -> dict[str, Any]:
-    """llama.cpp in this process; each stream is a thread calling `handle_chat_completions`."""
+@dataclass(frozen=True)
+class Target:
+    """A phase's server: its URL (None: llama.cpp in this process, "raw") and the pid of the process that answers."""
+
+    phase: str
+    url: str | None
+    pid: int
+
+
+def start(
+    stack: contextlib.ExitStack, opts: Options, server: Path | None, apis: Sequence[str]
+) -> tuple[list[Target], Any]:
+    """Every phase's server, all running at once (idle ones take no CPU): raw's xllamacpp server in this
+    process, llama-server if built, and `ember serve` on each API engine; stopped when `stack` closes."""
     _progress(f"raw: loading {opts.path}")
     holder = [xlc.Server(_raw_params(opts))]
 
-    async def one(body: Body) -> Sample:
-        return await asyncio.to_thread(_raw_one, holder[0], body)
-
-    try:
-        before = _jiffies([os.getpid()])
-        result = asyncio.run(measure("raw", one, opts))
-        result["cpu"] = _cpu_use(before, [os.getpid()])
-        return result
-    finally:
+    def unload() -> None:
         holder.clear()  # the destructor joins llama.cpp's loop thread and frees the model
         gc.collect()
 
-
-@contextlib.contextmanager
-def serve(opts: Options, engine: str) -> Iterator[tuple[str, int]]:
-    """`ember serve` in a subprocess with one chat-fast role on the benchmarked model, run by `engine`;
-    yields URL, pid."""
-    role = {"engine": engine, "model": opts.path, "threads": opts.threads}
-    role |= {"ctx_size": opts.ctx_size, "parallel": opts.parallel}
+    stack.callback(unload)
+    targets = [Target(REFERENCE, None, os.getpid())]
+    if server is not None:
+        _progress(f"llama-server: starting {server}")
+        args = llama_server.command(
+            server, opts.path, opts.threads, opts.ctx_size, opts.parallel, llama_server.free_port()
+        )
+        url, pid = stack.enter_context(llama_server.running(args))
+        targets.append(Target(SERVER, url, pid))
+    role = {"model": opts.path, "threads": opts.threads, "ctx_size": opts.ctx_size, "parallel": opts.parallel}
     idle = {"engine": "fake", "model": "fake"}  # the reasoning modes' role: unused here, so nothing to load
-    with loopback_server.serve({"chat-fast": role, "chat": idle}) as running:
+    for phase in apis:
+        _progress(f"{phase}: starting `ember serve` (engine {PHASES[phase]}) and waiting for /health")
+        running = stack.enter_context(
+            loopback_server.serve({"chat-fast": role | {"engine": PHASES[phase]}, "chat": idle})
+        )
         assert running.pid is not None  # it started the server
-        yield running.url, running.pid
+        targets.append(Target(phase, running.url, running.pid))
+    return targets, holder[0]
 
 
 async def _api_one(client: httpx.AsyncClient, body: Body) -> Sample:
@@ -279,34 +312,31 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def run_api(opts: Options, phase: str, engine: str) -> dict[str, Any]:
-    """The same model behind `ember serve` on `engine`, streamed over HTTP (SSE) with an async httpx client."""
-    _progress(f"{phase}: starting `ember serve` (engine {engine}) and waiting for /health")
-    with serve(opts, engine) as (url, pid):
-        return _over_http(opts, phase, url, pid)
-
-
-def run_llama_server(opts: Options, server: Path) -> dict[str, Any]:
-    """The same model on llama.cpp's own `llama-server`, the same requests over HTTP."""
-    _progress(f"llama-server: starting {server}")
-    args = llama_server.command(server, opts.path, opts.threads, opts.ctx_size, opts.parallel, llama_server.free_port())
-    with llama_server.running(args) as (url, pid):
-        return _over_http(opts, "llama-server", url, pid)
-
-
-def _over_http(opts: Options, phase: str, url: str, pid: int) -> dict[str, Any]:
-    """`measure` over HTTP against the server at `url` (process `pid` and its children count as its CPU)."""
-
-    async def main() -> dict[str, Any]:
-        timeout = httpx.Timeout(600.0, connect=10.0)
-        async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
-            return await measure(phase, lambda body: _api_one(client, body), opts)
-
-    pids = [os.getpid(), *_descendants(pid)]  # this HTTP client, the server and its llama.cpp child
-    before = _jiffies(pids)
-    result = asyncio.run(main())
-    result["cpu"] = _cpu_use(before, pids)
-    return result
+async def measure(targets: list[Target], raw: Any, opts: Options) -> dict[str, dict[str, Any]]:
+    """Warm every phase up, then `opts.requests` rounds in which each phase takes its turn, the order rotating
+    from round to round, so that a slow spell of a shared machine falls on every phase alike."""
+    async with contextlib.AsyncExitStack() as stack:
+        ones: dict[str, OneRequest] = {}
+        for t in targets:
+            if t.url is None:
+                ones[t.phase] = functools.partial(_raw_async, raw)
+            else:
+                timeout = httpx.Timeout(600.0, connect=10.0)
+                client = await stack.enter_async_context(httpx.AsyncClient(base_url=t.url, timeout=timeout))
+                ones[t.phase] = functools.partial(_api_one, client)
+        for t in targets:
+            _progress(f"{t.phase}: warm-up")
+            await ones[t.phase](request_body(0, opts.max_tokens))
+        runs: dict[str, Runs] = {t.phase: collections.defaultdict(list) for t in targets}
+        cpu = {t.phase: CpuTally() for t in targets}
+        numbers = itertools.count(1)
+        for r in range(opts.requests):
+            for t in targets[r % len(targets) :] + targets[: r % len(targets)]:
+                # this process is the client (and raw's server); an API phase's server counts with its children
+                pids = [os.getpid()] if t.url is None else [os.getpid(), *_descendants(t.pid)]
+                with cpu[t.phase].counting(pids, None if t.url is None else t.pid):
+                    await one_round(t.phase, ones[t.phase], opts, numbers, runs[t.phase], r)
+    return {t.phase: summarize(runs[t.phase]) | {"cpu": cpu[t.phase].result()} for t in targets}
 
 
 def _cpu_model() -> str:
@@ -349,6 +379,13 @@ def _options(model: str, threads: int | None, ctx_size: int, parallel: int, max_
 @click.option(
     "--llama-server", "with_server", is_flag=True, help="also llama.cpp's own llama-server (built once from source)"
 )
+@click.option(
+    "--api",
+    "apis",
+    type=click.Choice(list(PHASES)),
+    multiple=True,
+    help="which engines behind `ember serve` to measure (repeatable; default: all)",
+)
 def engine(
     model: str,
     threads: int | None,
@@ -358,6 +395,7 @@ def engine(
     requests: int,
     out: Path,
     with_server: bool,
+    apis: tuple[str, ...],
 ) -> None:
     """llama.cpp called directly vs. through `ember serve` (in-process and child-process engines), and with
     --llama-server llama.cpp's own server: TTFT, decode and multi-stream throughput, and a next turn's TTFT
@@ -366,10 +404,9 @@ def engine(
     server = llama_server.built(Settings().cache_dir) if with_server else None
     load_before = os.getloadavg()
     started = time.time()
-    phases = {"raw": run_raw(opts)}
-    if server is not None:
-        phases["llama-server"] = run_llama_server(opts, server)
-    phases |= {phase: run_api(opts, phase, engine) for phase, engine in PHASES.items()}
+    with contextlib.ExitStack() as stack:
+        targets, raw = start(stack, opts, server, [phase for phase in PHASES if phase in (apis or PHASES)])
+        phases = asyncio.run(measure(targets, raw, opts))
     table, summary = report(phases)
     click.echo(
         f"\nmodel {opts.model} ({opts.path}), threads {opts.threads}, ctx {opts.ctx_size} x {opts.parallel} slots, "

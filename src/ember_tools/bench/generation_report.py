@@ -73,8 +73,10 @@ def report(phases: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     lines.append("")
     for phase, result in phases.items():
         if cpu := result.get("cpu"):
+            server = cpu.get("server_process_cores")
+            front = "" if server is None else f" (the answering process alone, without its children: {server:.2f})"
             lines.append(
-                f"CPU during {phase}: this benchmark {cpu['benchmark_cores']:.2f} cores, "
+                f"CPU during {phase}: this benchmark {cpu['benchmark_cores']:.2f} cores{front}, "
                 f"other processes {cpu['other_cores']:.2f} cores (of {os.cpu_count()})"
             )
     return "\n".join(lines), {"ratios": ratios, "goals": goals}
