@@ -64,3 +64,12 @@ def test_the_cpu_line_names_the_answering_process_alone_when_measured() -> None:
     assert (
         "CPU during child: this benchmark 1.90 cores (the answering process alone, without its children: 0.12)" in table
     )
+
+
+def test_the_relay_compares_the_child_through_ember_with_its_own_server() -> None:
+    phases = {"raw": phase(20.0), "llama-server": phase(20.0), "child": phase(19.0), "child-direct": phase(20.0)}
+    table, summary = report(phases)
+    assert summary["relay"] == {"ttft_s": 1.0, "decode_tps": 0.95}
+    assert "Ember's relay on one server (child / child-direct): decode 0.950x, TTFT 1.000x" in table
+    assert "child-direct_decode_vs_llama_server" not in summary["goals"]  # not Ember's path: no goal of its own
+    assert "relay" not in report({"raw": phase(20.0), "child": phase(19.0)})[1]

@@ -46,14 +46,15 @@ from ember.config import EngineSpec, Settings
 from ember.engines.llama_params import server_params
 from ember.modes.instant import SYSTEM_PROMPT
 from ember_tools.bench import history, llama_server
-from ember_tools.bench.generation_report import REFERENCE, SERVER, report
+from ember_tools.bench.generation_report import CHILD, DIRECT, REFERENCE, SERVER, report
 from ember_tools.reliability import server as loopback_server
 
 PROMPT = "Write a story of about 200 words about a lighthouse keeper who finds a message in a bottle."
 SEED = 42
 STREAMS = (1, 2, 4)
 MODE = "ember-instant"
-PHASES = {"inprocess": "llama_cpp_inprocess", "child": "llama_cpp"}  # API phase: the engine it runs on
+PHASES = {"inprocess": "llama_cpp_inprocess", CHILD: "llama_cpp"}  # API phase: the engine it runs on
+TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 
 Body = dict[str, Any]
 OneRequest = Callable[[Body], Awaitable["Sample"]]
@@ -312,6 +313,21 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def _direct(targets: list[Target]) -> list[Target]:
+    """The llama-server the child phase's `ember serve` runs, as a phase of its own called without Ember in
+    between (so that Ember's relay is measured on one server); none if that child is not a native
+    llama-server (xllamacpp's child chooses its port inside)."""
+    for t in targets:
+        if t.phase != CHILD:
+            continue
+        for pid in _descendants(t.pid)[1:]:
+            with contextlib.suppress(OSError):
+                args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+                if os.path.basename(args[0]) == "llama-server" and "--port" in args:
+                    return [Target(DIRECT, f"http://127.0.0.1:{args[args.index('--port') + 1]}", pid)]
+    return []
+
+
 async def measure(targets: list[Target], raw: Any, opts: Options) -> dict[str, dict[str, Any]]:
     """Warm every phase up, then `opts.requests` rounds in which each phase takes its turn, the order rotating
     from round to round, so that a slow spell of a shared machine falls on every phase alike."""
@@ -321,12 +337,15 @@ async def measure(targets: list[Target], raw: Any, opts: Options) -> dict[str, d
             if t.url is None:
                 ones[t.phase] = functools.partial(_raw_async, raw)
             else:
-                timeout = httpx.Timeout(600.0, connect=10.0)
-                client = await stack.enter_async_context(httpx.AsyncClient(base_url=t.url, timeout=timeout))
+                client = await stack.enter_async_context(httpx.AsyncClient(base_url=t.url, timeout=TIMEOUT))
                 ones[t.phase] = functools.partial(_api_one, client)
         for t in targets:
             _progress(f"{t.phase}: warm-up")
             await ones[t.phase](request_body(0, opts.max_tokens))
+        for t in _direct(targets):  # the child phase's own server, now started by its warm-up
+            client = await stack.enter_async_context(httpx.AsyncClient(base_url=t.url or "", timeout=TIMEOUT))
+            ones[t.phase] = functools.partial(_api_one, client)
+            targets = [*targets, t]
         runs: dict[str, Runs] = {t.phase: collections.defaultdict(list) for t in targets}
         cpu = {t.phase: CpuTally() for t in targets}
         numbers = itertools.count(1)

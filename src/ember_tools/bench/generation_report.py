@@ -9,6 +9,8 @@ GOAL_API_DECODE = 0.95
 GOAL_SCALING = 1.5
 REFERENCE = "raw"
 SERVER = "llama-server"  # with --llama-server: Ember's decode is also compared with it
+CHILD = "child"  # `ember serve` on its default engine, llama.cpp in a managed child process
+DIRECT = "child-direct"  # the native child's llama-server called without Ember: Ember's relay on one server
 
 ROWS = (
     ("TTFT (s)", "ttft_s", "{:.3f}"),
@@ -47,7 +49,7 @@ def _goals(phases: dict[str, dict[str, Any]], ratios: dict[str, dict[str, float]
     if SERVER in phases:  # the reference: llama.cpp's own server
         server = phases[SERVER]
         for phase in phases:
-            if phase not in (REFERENCE, SERVER):
+            if phase not in (REFERENCE, SERVER, DIRECT):
                 decode = phases[phase]["decode_tps"] / server["decode_tps"]
                 goals[f"{phase}_decode_vs_llama_server"] = _goal(decode, GOAL_API_DECODE)
                 ttft = phases[phase]["ttft_s"] / server["ttft_s"]
@@ -79,4 +81,12 @@ def report(phases: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
                 f"CPU during {phase}: this benchmark {cpu['benchmark_cores']:.2f} cores{front}, "
                 f"other processes {cpu['other_cores']:.2f} cores (of {os.cpu_count()})"
             )
-    return "\n".join(lines), {"ratios": ratios, "goals": goals}
+    summary: dict[str, Any] = {"ratios": ratios, "goals": goals}
+    if CHILD in phases and DIRECT in phases:  # the same server with and without Ember in between
+        relay = {key: phases[CHILD][key] / phases[DIRECT][key] for key in ("ttft_s", "decode_tps")}
+        lines.append(
+            f"Ember's relay on one server ({CHILD} / {DIRECT}): decode {relay['decode_tps']:.3f}x, "
+            f"TTFT {relay['ttft_s']:.3f}x"
+        )
+        summary["relay"] = relay
+    return "\n".join(lines), summary
