@@ -1,6 +1,7 @@
 """`ember bench engine`: llama.cpp called directly ("raw") versus the same model behind `ember serve`, once
 with llama.cpp in Ember's process (`llama_cpp_inprocess`) and once in a child process (`llama_cpp`), and with
-`--llama-server` on llama.cpp's own server built from source (`ember_tools.bench.llama_server`).
+`--llama-server` on llama.cpp's own server built from source (`ember_tools.bench.llama_server`). When the
+child runs that native server, `child-direct` calls the child's server without Ember in between.
 
 Every phase's server runs from the start (idle ones take no CPU); after a warm-up request each, `--requests`
 rounds follow in which every phase takes its turn, the order rotating from round to round, so that a slow
