@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -324,3 +325,27 @@ async def test_the_health_probe_names_the_server_a_role_runs_on(model_cache: Pat
     finally:
         await pool.close()
     assert report["ok"] and report["engine"] == ENGINE and report["server"] == kind
+
+
+async def test_a_native_child_whose_port_was_taken_starts_on_another(
+    model_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The port is looked up free just before llama-server binds it; another program may take it in between.
+    llama-server then exits before loading anything, and the engine starts it again on another port."""
+    registry.load_plugins()
+    settings = tiny_settings(model_cache, NATIVE)
+    taken = socket.socket()
+    taken.bind((llama_server.LOOPBACK, 0))
+    taken.listen()
+    ports = iter([taken.getsockname()[1]])
+    real = llama_server.free_port
+    monkeypatch.setattr(llama_server, "free_port", lambda: next(ports, None) or real())
+    eng = LlamaProcessEngine(settings.roles["chat-tiny"], settings)
+    try:
+        await eng.start()
+        assert eng.child is not None and eng.server == NATIVE
+        assert not eng.child.url.endswith(f":{taken.getsockname()[1]}")
+        assert "".join(d.content for d in await collect(eng, HELLO, 4)).strip()
+    finally:
+        await eng.close()
+        taken.close()

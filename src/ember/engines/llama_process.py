@@ -47,6 +47,8 @@ HEALTH_POLL_S = 0.05
 STOP_TIMEOUT_S = 10.0
 EXIT_WAIT_S = 2.0  # how long a failed request waits to learn whether the child died
 LOG_TAIL_LINES = 20
+PORT_TRIES = 3  # a native child whose free port was taken before it bound is started again on another
+BIND_FAILED = "couldn't bind HTTP server socket"  # what llama-server logs then, before it loads anything
 # xllamacpp's llama.cpp is built with OpenMP (libgomp), and llama.cpp's threads meet at an OpenMP barrier
 # after every operation of the graph, hundreds of times a token. libgomp spins 300,000 times there by
 # default before it sleeps. With as many threads as cores, whenever anything else wants a core (Ember
@@ -252,9 +254,7 @@ class LlamaProcessEngine:
     async def _replace(self) -> None:
         await self._discard()
         kind = server_kind(self.settings)
-        start = launch(kind, self.spec, await self._paths(), self.settings.cache_dir)
-        timeout_s = float(self.spec.options.get("start_timeout_s", START_TIMEOUT_S))
-        self.child = await spawn(start, self._crashed, timeout_s)
+        self.child = await self._spawn(kind, await self._paths())
         self.server = kind
         log.info("llama.cpp for %r: %s started (pid %d)", self.spec.model, kind, self.child.proc.pid)
         remote_spec = self.spec.model_copy(
@@ -262,6 +262,19 @@ class LlamaProcessEngine:
         )
         self._remote = OpenAICompatEngine(remote_spec, self.settings)
         await self._remote.start()
+
+    async def _spawn(self, kind: str, paths: dict[str, str]) -> Child:
+        """A healthy `kind` child; a native one whose free port another program took before it bound (it
+        exits at once, before loading) is started again on another port, up to PORT_TRIES times."""
+        timeout_s = float(self.spec.options.get("start_timeout_s", START_TIMEOUT_S))
+        for _ in range(PORT_TRIES - 1):
+            try:
+                return await spawn(launch(kind, self.spec, paths, self.settings.cache_dir), self._crashed, timeout_s)
+            except EngineUnavailable as exc:
+                if BIND_FAILED not in exc.message:
+                    raise
+                log.warning("llama.cpp for %r: its port was taken before it listened; trying another", self.spec.model)
+        return await spawn(launch(kind, self.spec, paths, self.settings.cache_dir), self._crashed, timeout_s)
 
     async def _paths(self) -> dict[str, str]:
         cache = self.settings.cache_dir
