@@ -333,19 +333,19 @@ async def measure(targets: list[Target], raw: Any, opts: Options) -> dict[str, d
     """Warm every phase up, then `opts.requests` rounds in which each phase takes its turn, the order rotating
     from round to round, so that a slow spell of a shared machine falls on every phase alike."""
     async with contextlib.AsyncExitStack() as stack:
-        ones: dict[str, OneRequest] = {}
-        for t in targets:
+
+        async def sender(t: Target) -> OneRequest:
             if t.url is None:
-                ones[t.phase] = functools.partial(_raw_async, raw)
-            else:
-                client = await stack.enter_async_context(httpx.AsyncClient(base_url=t.url, timeout=TIMEOUT))
-                ones[t.phase] = functools.partial(_api_one, client)
+                return functools.partial(_raw_async, raw)
+            client = await stack.enter_async_context(httpx.AsyncClient(base_url=t.url, timeout=TIMEOUT))
+            return functools.partial(_api_one, client)
+
+        ones = {t.phase: await sender(t) for t in targets}
         for t in targets:
             _progress(f"{t.phase}: warm-up")
             await ones[t.phase](request_body(0, opts.max_tokens))
         for t in _direct(targets):  # the child phase's own server, now started by its warm-up
-            client = await stack.enter_async_context(httpx.AsyncClient(base_url=t.url or "", timeout=TIMEOUT))
-            ones[t.phase] = functools.partial(_api_one, client)
+            ones[t.phase] = await sender(t)
             targets = [*targets, t]
         runs: dict[str, Runs] = {t.phase: collections.defaultdict(list) for t in targets}
         cpu = {t.phase: CpuTally() for t in targets}
