@@ -21,14 +21,26 @@ from ember_tools.eval.cache import Cache, digest
 from ember_tools.eval.choice import Item
 from ember_tools.eval.reasoning import work_of
 from ember_tools.eval.reasoning_run import Reply, Work, choice_of, item_key, run, stamp
-from ember_tools.eval.reasoning_tasks import DEV_ITEMS, TASKS, committed_letter, committed_number, sample
+from ember_tools.eval.reasoning_tasks import (
+    DEV_ITEMS,
+    DEV_TAIL,
+    TASKS,
+    committed_letter,
+    committed_number,
+    sample,
+)
 
 
 def test_the_sample_is_fixed_by_seed_and_never_holds_the_dev_slice() -> None:
     first, again, other = sample("gsm8k", 30, 0), sample("gsm8k", 30, 0), sample("gsm8k", 30, 1)
     assert first == again and first != other and len({i.id for i in first}) == 30
     dev = sample("gsm8k", 30, 0, dev=True)
-    assert len(dev) == DEV_ITEMS and not {i.id for i in dev} & {i.id for i in first}
+    assert len(dev) == DEV_ITEMS + DEV_TAIL and not {i.id for i in dev} & {i.id for i in first}
+    everything = len(TASKS["gsm8k"].items())
+    largest = sample("gsm8k", everything - DEV_ITEMS - DEV_TAIL, 0)  # the largest sample stops short of the tail
+    assert len(largest) + len(dev) == everything and not {i.id for i in dev} & {i.id for i in largest}
+    with pytest.raises(click.BadParameter, match="at most"):
+        sample("gsm8k", len(largest) + 1, 0)
     assert sample("gsm8k", 10, 0) == first[:10]  # a smaller sample is the start of a larger one
     assert all(i.gold and i.gold.lstrip("-").replace(".", "").isdigit() for i in first)
     arc = sample("arc_challenge", 5, 0)

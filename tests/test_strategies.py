@@ -6,7 +6,18 @@ from __future__ import annotations
 import pytest
 
 from ember.agents.answers import final_letter, final_number, letters_in, number_of, short_answer
-from ember.agents.strategies import DIRECT, PROGRAM, PROSE, Attempt, observe, shape_of, strategy_at, vote
+from ember.agents.strategies import (
+    DIRECT,
+    PROGRAM,
+    PROSE,
+    Attempt,
+    agreed,
+    goes_on,
+    observe,
+    shape_of,
+    strategy_at,
+    vote,
+)
 from ember.modes.contemplating import majority
 from ember.types import ChatRequest, GenerationParams, Message, Tool
 
@@ -95,3 +106,22 @@ def test_final_number_and_letter_read_less_formal_answers() -> None:
     assert final_letter("I think (B) fits best.", letters_in(question)) == "B"
     assert final_letter("B. Neon is a noble gas.", "ABC") == "B"
     assert final_letter("I. Iron is a metal.", "ABC") is None  # "I." is not one of the options
+
+
+def test_thinking_goes_on_until_a_quorum_agrees_or_attempts_or_budget_run_out() -> None:
+    plan = (PROGRAM, PROSE)
+    five, seven, none = (Attempt(i, PROGRAM, answer=a) for i, a in enumerate(("5", "7", None)))
+    assert goes_on([], plan, most=1, quorum=1, left=100)
+    assert not goes_on([five], plan, most=1, quorum=1, left=100)  # low: one attempt that answered
+    assert goes_on([none], plan, most=1, quorum=1, left=100)  # none answered: the plan's next strategy
+    assert not goes_on([none, Attempt(1, PROSE)], plan, most=1, quorum=1, left=100)  # the plan is used up
+    assert goes_on([five, seven], plan, most=3, quorum=2, left=100)
+    assert not goes_on([five, Attempt(1, PROSE, answer="5")], plan, most=3, quorum=2, left=100)  # two agree
+    assert not goes_on([five, seven], plan, most=3, quorum=2, left=0)  # the budget is spent
+
+
+def test_contemplating_stops_when_every_answer_agrees_and_two_at_least_answered() -> None:
+    answers = [Attempt(i, PROGRAM, answer=a) for i, a in enumerate(("5", None, "5"))]
+    assert agreed(answers)
+    assert not agreed(answers[:2])  # one answer is no agreement
+    assert not agreed([*answers, Attempt(3, PROSE, answer="6")])

@@ -188,6 +188,22 @@ def vote(attempts: list[Attempt]) -> Verdict:
     return Verdict(winner, agreeing, sum(a.answer is not None for a in attempts))
 
 
+def goes_on(done: list[Attempt], plan: tuple[Strategy, ...], most: int, quorum: int, left: int) -> bool:
+    """Whether `ember-thinking` makes another attempt after `done`: not once `quorum` of them agree or the
+    budget (`left` tokens) is spent; else while fewer than `most` were made, or, while none has reached an
+    answer, as long as the plan has a strategy not tried yet."""
+    if left <= 0 or (done and vote(done).agreeing >= quorum):
+        return False
+    return len(done) < most or (vote(done).answer is None and len(done) < len(plan))
+
+
+def agreed(done: list[Attempt]) -> bool:
+    """Whether `ember-contemplating` stops after a wave: every attempt that reached an answer (two at least)
+    gives the same one."""
+    verdict = vote(done)
+    return verdict.answered >= 2 and verdict.agreeing == verdict.answered
+
+
 def spent(attempts: list[Attempt]) -> Usage:
     """All attempts' tokens, their completion tokens counted as reasoning."""
     total = sum((a.usage for a in attempts), Usage())

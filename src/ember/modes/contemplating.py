@@ -30,6 +30,7 @@ from ember.agents.strategies import (
     Attempt,
     Strategy,
     Verdict,
+    agreed,
     read_answer_line,
     shape_of,
     solve,
@@ -98,8 +99,7 @@ class ContemplatingMode(Mode):
             async for note in run_wave(run, batch):
                 yield Delta(reasoning=note)
             done += batch
-            verdict = vote(done)
-            if shape != "open" and verdict.answered >= 2 and verdict.agreeing == verdict.answered:
+            if shape != "open" and agreed(done):
                 if skipped := (waves - wave - 1) * agents:
                     yield Delta(reasoning=saved_note(done, skipped))
                 break

@@ -27,7 +27,18 @@ from dataclasses import dataclass, field, replace
 
 from ember import registry
 from ember.agents.loop import server_calls_for
-from ember.agents.strategies import PLANS, Attempt, Shape, observe, shape_of, solve, spent, strategy_at, vote
+from ember.agents.strategies import (
+    PLANS,
+    Attempt,
+    Shape,
+    goes_on,
+    observe,
+    shape_of,
+    solve,
+    spent,
+    strategy_at,
+    vote,
+)
 from ember.calling import as_text, call_or_answer, describe, offers_tools
 from ember.engines.base import Engine
 from ember.engines.passes import with_system
@@ -110,15 +121,13 @@ async def attempts(engine: Engine, request: ChatRequest, shape: Shape, thought: 
     effort = effort_of(request)
     plan, (most, quorum), left = PLANS[shape], THINKING_ATTEMPTS[effort], THINKING_BUDGET[effort]
     done: list[Attempt] = []
-    while left > 0 and (len(done) < most or (vote(done).answer is None and len(done) < len(plan))):
+    while goes_on(done, plan, most, quorum, left):
         attempt = Attempt(len(done), strategy_at(plan, len(done)))
         yield f"{SEPARATOR if done else ''}Attempt {attempt.index + 1} ({attempt.strategy.name}):\n"
         async for piece in solve(engine, request.messages, attempt, left, request.params.seed):
             yield piece
         done.append(attempt)
         left -= attempt.usage.completion_tokens
-        if vote(done).agreeing >= quorum:
-            break
     verdict = vote(done)
     if verdict.answer is None:
         closing = "No attempt reached a checkable answer."

@@ -108,13 +108,21 @@ def _record(line: str) -> dict[str, Any] | None:
     return None
 
 
-def split(items: list[T], key: Callable[[T], str], salt: str, dev_items: int, limit: int, dev: bool) -> list[T]:
+def split(
+    items: list[T], key: Callable[[T], str], salt: str, dev_items: int, limit: int, dev: bool, dev_tail: int = 0
+) -> list[T]:
     """The reported sample: `limit` items after the first `dev_items` of an order shuffled with `salt` (from
-    `items` sorted by `key`); with `dev`, those first `dev_items` (the dev slice). The two never overlap, and
-    a smaller `limit` is a prefix of a larger one."""
+    `items` sorted by `key`); with `dev`, the dev slice: those first `dev_items` and the last `dev_tail`. The
+    two never overlap (a `limit` that would reach the tail is refused), and a smaller `limit` is a prefix of a
+    larger one."""
     order = sorted(items, key=key)
     random.Random(salt).shuffle(order)
-    return order[:dev_items] if dev else order[dev_items : dev_items + limit]
+    tail = order[len(order) - dev_tail :] if dev_tail else []
+    if dev:
+        return order[:dev_items] + tail
+    if dev_items + limit > len(order) - len(tail):
+        raise click.BadParameter(f"at most {len(order) - len(tail) - dev_items} items", param_hint="--limit")
+    return order[dev_items : dev_items + limit]
 
 
 def shard_of(items: list[T], shard: str) -> list[T]:

