@@ -118,6 +118,13 @@ def test_a_key_changes_with_the_model_file_the_code_the_effort_and_the_settings_
     )
     changed = {n for n, f in fingerprints().items() if f != same_file[n]}
     assert changed == {"ember-thinking:low", "ember-thinking:medium", "ember-auto"}  # auto routes to thinking
+    monkeypatch.setattr(
+        cache_module.inspect,
+        "getsource",
+        lambda code: real(code) + ("\n# edited" if code.__name__ == "ember.agents.strategies" else ""),
+    )
+    changed = {n for n, f in fingerprints().items() if f != same_file[n]}
+    assert changed == set(names) - {"ember-instant"}  # instant runs no strategy
     work = Work("gsm8k", Item("1", "How many?", "", "3"))
     low = stamp(choice_of("ember-thinking:low"), settings(tmp_path, model))
     assert item_key(low, work, 256) != item_key(low, work, 128)

@@ -5,8 +5,8 @@ A system is `mode[:effort]` (`ember-thinking:low`; no effort: the request names 
 its default or, for `ember-auto`, its route's). Its fingerprint is a digest of what its answers depend on
 besides the question: the model file of every role the mode uses (`cache.model_id`), the source of the
 mode's module and of the code that writes its prompts (`CODE`, plus `DEPENDS` for a mode that reads more:
-`ember-auto` routes through the router, the program writer and the other modes), the settings it reads,
-and the effort. An item's key is system, task, item id and a digest of that fingerprint with the question,
+the reasoning modes their strategies, `ember-auto` the router, the program writer and the other modes), the
+settings it reads, and the effort. An item's key is system, task, item id and a digest of that fingerprint with the question,
 instruction and `max_tokens`: a record is reused exactly while all of that holds.
 
 Items run in the order given (round-robin over the tasks), up to `concurrency` at once; each item asks its
@@ -39,15 +39,7 @@ from ember_tools.eval.choice import Item, answer_of
 from ember_tools.eval.reasoning_tasks import TASKS
 
 TEXT_KEPT = 300  # characters of an answer kept in the cache, to see what a system said
-CODE = (
-    reasoning,
-    strategies,
-    answers,
-    passes,
-    program,
-    calculator,
-    calling,
-)  # prompt-writing code every mode's key hashes
+CODE = (answers, passes, calling)  # prompt-writing code every mode's key hashes
 
 
 @dataclass(frozen=True)
@@ -58,10 +50,12 @@ class Depends:
     settings: tuple[str, ...] = ()
 
 
+REASONS = tuple(m.__name__ for m in (reasoning, strategies, program, calculator))  # the reasoning modes' code
 ROUTED = ("ember.agents.router", "ember.agents.planner", "ember.modes.instant", "ember.modes.thinking")
 DEPENDS: dict[str, Depends] = {
-    "ember-contemplating": Depends(settings=("contemplating_agents",)),
-    "ember-auto": Depends((*ROUTED, "ember.modes.contemplating"), ("contemplating_agents",)),
+    "ember-thinking": Depends(REASONS),
+    "ember-contemplating": Depends(REASONS, ("contemplating_agents",)),
+    "ember-auto": Depends((*REASONS, *ROUTED, "ember.modes.contemplating"), ("contemplating_agents",)),
 }
 
 
