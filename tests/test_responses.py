@@ -31,6 +31,18 @@ from .conftest import make_settings, serve_in_thread
 
 EVENTS = TypeAdapter[Any](ResponseStreamEvent)
 PNG = "data:image/png;base64,iVBORw0KGgo="
+STREAM_OPENS = [  # a streamed text response's first events, in the order the openai client expects them
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.content_part.added",
+]
+STREAM_CLOSES = [  # and its last
+    "response.output_text.done",
+    "response.content_part.done",
+    "response.output_item.done",
+    "response.completed",
+]
 
 
 # -- the API ----------------------------------------------------------------------------------------------
@@ -304,18 +316,7 @@ def sse(client: TestClient, **body: Any) -> list[dict[str, Any]]:
 def test_a_stream_is_stored_before_it_completes(api: TestClient) -> None:
     events = sse(api, input="stream this")
     kinds = [e["type"] for e in events]
-    assert kinds[:4] == [
-        "response.created",
-        "response.in_progress",
-        "response.output_item.added",
-        "response.content_part.added",
-    ]
-    assert kinds[-4:] == [
-        "response.output_text.done",
-        "response.content_part.done",
-        "response.output_item.done",
-        "response.completed",
-    ]
+    assert kinds[:4] == STREAM_OPENS and kinds[-4:] == STREAM_CLOSES
     text = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
     done = events[-1]["response"]
     assert text == "You said: stream this" == done["output"][0]["content"][0]["text"]

@@ -15,6 +15,7 @@ import openai
 from pydantic import BaseModel
 
 from .conftest import ember_on, oai
+from .test_responses import STREAM_CLOSES, STREAM_OPENS
 
 
 def test_a_response_non_streamed(live_client: openai.OpenAI) -> None:
@@ -36,18 +37,7 @@ def test_a_streamed_response_in_the_order_the_client_accepts(live_client: openai
         events = list(stream)
         final = stream.get_final_response()  # the library's own accumulation: it raises on a malformed stream
     kinds = [e.type for e in events]
-    assert kinds[:4] == [
-        "response.created",
-        "response.in_progress",
-        "response.output_item.added",
-        "response.content_part.added",
-    ]
-    assert kinds[-4:] == [
-        "response.output_text.done",
-        "response.content_part.done",
-        "response.output_item.done",
-        "response.completed",
-    ]
+    assert kinds[:4] == STREAM_OPENS and kinds[-4:] == STREAM_CLOSES
     assert [e.sequence_number for e in events] == list(range(len(events)))
     text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert text.strip() and text == final.output_text
