@@ -11,6 +11,7 @@ come (`ember models build-server`, `make llama-server`).
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import socket
 import subprocess
@@ -57,7 +58,8 @@ def build(cache_dir: Path, progress: Callable[[str], None]) -> Path:
         source = _source(Path(work), progress)
         build_dir = Path(work) / "build"
         _run(["cmake", "-S", str(source), "-B", str(build_dir), *CMAKE_FLAGS], progress)
-        _run(["cmake", "--build", str(build_dir), "--target", "llama-server", "-j"], progress)
+        jobs = str(os.cpu_count() or 1)  # a bare -j starts every compile at once: memory and cores overrun
+        _run(["cmake", "--build", str(build_dir), "--target", "llama-server", "-j", jobs], progress)
         staging = Path(tempfile.mkdtemp(prefix=".building-", dir=_made(target.parent.parent)))
         for built in (build_dir / "bin").iterdir():  # the server and the shared libraries it loads
             shutil.copy2(built, staging / built.name)
