@@ -171,6 +171,7 @@ def test_a_call_written_as_text_is_no_call_but_is_counted_apart() -> None:
     meta |= {"package": bfcl.PACKAGE, "max_tokens": 256, "seed": 0, "limit": 1, "dev_items": bfcl.DEV_ITEMS}
     text = document(meta, summary)
     assert "raw wrote a call as JSON text instead of returning it in `tool_calls` in 1 of 1 answers" in text
+    assert "raw returned no call in any answer, so its irrelevance score is the ceiling" in text
     assert "Partial run" not in text
     summary["categories"]["irrelevance"]["sample"] = 2
     assert "**Partial run**: 1 items a category" in document(meta, summary)

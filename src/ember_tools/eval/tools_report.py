@@ -136,6 +136,12 @@ def _goal_lines(summary: dict[str, Any]) -> list[str]:
         )
         if goal["irrelevance_at_least_80"] is not None:
             lines.append(f"- {system} irrelevance ≥ 80%: {'yes' if goal['irrelevance_at_least_80'] else 'no'}.")
+    raw = summary["overall"]["systems"].get(RAW)
+    if raw and raw["items"] and not raw["calls_made"]:
+        lines.append(
+            "- raw returned no call in any answer, so its irrelevance score is the ceiling (100%): there, a system "
+            "that calls when a function fits can at most equal it."
+        )
     return lines
 
 
