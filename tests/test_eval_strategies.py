@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ember.agents.strategies import PLANNED_PROGRAM, PLANS, PROGRAM, PROSE
+from ember.agents.strategies import PLANNED_PROGRAM, PROGRAM, PROSE
 from ember.cli import main
 from ember_tools.eval.cache import Cache
 from ember_tools.eval.reasoning_tasks import sample
@@ -26,19 +26,21 @@ def draws(program: list[str | None], planned: list[str | None], prose: list[str 
 
 def test_thinking_replays_as_the_mode_runs_its_plan() -> None:
     recorded = draws(["5", "5", "5"], ["7", "7"], ["7", "9"])
-    assert replay_thinking(recorded, PLANS["numeric"], "low") == ("5", 10)  # one attempt: the greedy program
+    mixed = (PROGRAM, PLANNED_PROGRAM, PROSE)
+    assert replay_thinking(recorded, mixed, "low") == ("5", 10)  # one attempt: the greedy program
     # medium: program 5, planned 7, prose 7: the two weaker strategies outweigh the program (0.58 + 0.5 > 0.67)
-    assert replay_thinking(recorded, PLANS["numeric"], "medium") == ("7", 30)
+    assert replay_thinking(recorded, mixed, "medium") == ("7", 30)
     assert replay_thinking(recorded, (PROGRAM,), "medium") == ("5", 20)  # two programs agree at once
     unanswered = draws([None, "4", "4"], ["6"], ["8"])
-    assert replay_thinking(unanswered, PLANS["numeric"], "low") == ("6", 20)  # none answered: one more attempt
+    assert replay_thinking(unanswered, mixed, "low") == ("6", 20)  # none answered: one more attempt
 
 
 def test_contemplating_replays_waves_that_stop_once_they_agree() -> None:
     agreeing = draws(["5", "5", "5", "5"], ["5", "5"], ["5", "5"])
-    assert replay_contemplating(agreeing, PLANS["numeric"], "medium") == ("5", 30)  # one wave of three
+    mixed = (PROGRAM, PLANNED_PROGRAM, PROSE)
+    assert replay_contemplating(agreeing, mixed, "medium") == ("5", 30)  # one wave of three
     split = draws(["5", "6", "5", "5"], ["7", "7"], ["8", "7"])
-    assert replay_contemplating(split, PLANS["numeric"], "medium") == ("7", 60)  # two waves; 7 weighs most
+    assert replay_contemplating(split, mixed, "medium") == ("7", 60)  # two waves; 7 weighs most
 
 
 def test_a_replay_that_needs_more_attempts_than_were_recorded_says_so() -> None:
@@ -61,8 +63,8 @@ def test_the_command_records_every_attempt_once_and_reports_from_the_cache(
     assert len(cache.read_text().splitlines()) == 2  # resumed: nothing asked again
     golds = [i.gold for i in sample("arc_challenge", 0, 0, dev=True)[:2]]
     rows = {r.get("system") or r["strategy"]: r for r in json.loads(out.read_text())["results"]}
-    assert rows["direct"]["right"] == rows["thinking:medium current"]["accuracy"] == golds.count("B") / 2
-    assert rows["contemplating:medium direct"]["minus_current"] == [0.0, 0.0, 0.0]
+    assert rows["direct"]["right"] == rows["thinking:medium direct, elimination"]["accuracy"] == golds.count("B") / 2
+    assert rows["contemplating:medium direct"]["minus_first"] == [0.0, 0.0, 0.0]
 
 
 def test_the_command_on_a_real_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,4 +77,4 @@ def test_the_command_on_a_real_model(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert len(record["draws"]) == sum(n for _, n in DRAWS["numeric"])
     assert all(0 < d["tokens"] <= 12 for d in record["draws"])
     systems = {r.get("system") for r in json.loads(out.read_text())["results"]}
-    assert {"thinking:high programs", "contemplating:medium current"} <= systems
+    assert {"thinking:high programs", "contemplating:medium program, planned, prose"} <= systems

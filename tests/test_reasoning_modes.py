@@ -130,14 +130,15 @@ def test_thinking_programs_run_in_the_sandbox_and_a_failure_is_an_observation(tm
     assert "Attempt 3 (prose)" in reasoning and "Checked answer: 42 (1 of 1" in reasoning  # low: on until one answers
 
 
-def test_thinking_answers_multiple_choice_directly_then_by_elimination(tmp_path: Path) -> None:
-    replies = ["Answer: B\nIt nurses its young.", "A shark is a fish. A whale is a mammal. A trout is a fish.\nB.", "B"]
+def test_thinking_answers_multiple_choice_directly_and_checks_with_a_sampled_second_answer(tmp_path: Path) -> None:
+    replies = ["Answer: B\nIt nurses its young.", "B. A whale is a mammal.", "B"]
     with TestClient(create_app(settings_with(tmp_path, replies=replies))) as client:
         message = ask(client, "ember-thinking", CHOICE).json()["choices"][0]["message"]
         calls = chat_engine(client).calls
-    assert "Attempt 1 (direct)" in message["reasoning_content"]
+    assert "Attempt 1 (direct)" in message["reasoning_content"] and "Attempt 2 (direct)" in message["reasoning_content"]
     assert "Checked answer: B (2 of 2" in message["reasoning_content"]  # "B." read as the letter it commits to
-    assert "directly" in calls[0][0][0].content and "one at a time" in calls[1][0][0].content
+    assert all("directly" in messages[0].content for messages, _ in calls) and len(calls) == 2
+    assert calls[0][1].temperature == 0.0 and calls[1][1].temperature  # the check is sampled
 
 
 def test_reasoning_effort_is_validated(tmp_path: Path) -> None:

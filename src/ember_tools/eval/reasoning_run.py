@@ -6,8 +6,8 @@ its default or, for `ember-auto`, its route's). Its fingerprint is a digest of w
 besides the question: the model file of every role the mode uses (`cache.model_id`), the source of the
 mode's module and of the code that writes its prompts (`CODE`, plus `DEPENDS` for a mode that reads more:
 the reasoning modes their strategies, `ember-auto` the router, the program writer and the other modes), the
-settings it reads, and the effort. An item's key is system, task, item id and a digest of that fingerprint with the question,
-instruction and `max_tokens`: a record is reused exactly while all of that holds.
+settings it reads, and the effort. An item's key is system, task, item id and a digest of that fingerprint
+with the question, instruction and `max_tokens`: a record is reused exactly while all of that holds.
 
 Items run in the order given (round-robin over the tasks), up to `concurrency` at once; each item asks its
 systems one after another, so a run stopped at any point is paired: every system has answered the items

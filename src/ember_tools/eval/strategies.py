@@ -9,7 +9,7 @@ prompts, the model file and the cap, changed). The report, from the cache alone,
 its short answer is right, greedy and sampled apart, how often it reached none, and token percentiles; then
 each candidate plan of `CANDIDATES` replayed as `ember-thinking` runs it at every effort (`goes_on`) and as
 `ember-contemplating` runs it (waves that stop once they agree, `agreed`): accuracy with a Wilson 95% interval,
-the difference to the current plan with a paired bootstrap interval, and completion tokens an item. The dev
+the difference to the first plan with a paired bootstrap interval, and completion tokens an item. The dev
 slice is `reasoning_tasks.DEV_ITEMS` + `DEV_TAIL` items a task, never in `ember eval reasoning`'s reported
 sample; this command never reads that sample. It measures; it asserts nothing.
 """
@@ -32,7 +32,6 @@ from ember.agents.strategies import (
     DIRECT,
     ELIMINATION,
     PLANNED_PROGRAM,
-    PLANS,
     PROGRAM,
     PROSE,
     Attempt,
@@ -61,17 +60,19 @@ DRAWS: dict[Shape, tuple[tuple[Strategy, int], ...]] = {
 of three agents."""
 CANDIDATES: dict[Shape, dict[str, tuple[Strategy, ...]]] = {
     "numeric": {
-        "current": PLANS["numeric"],
+        "program, planned, prose": (PROGRAM, PLANNED_PROGRAM, PROSE),
+        "same, equal weights": tuple(replace(s, weight=1.0) for s in (PROGRAM, PLANNED_PROGRAM, PROSE)),
         "programs": (PROGRAM,),
         "program, planned": (PROGRAM, PLANNED_PROGRAM),
-        "equal weights": tuple(replace(s, weight=1.0) for s in PLANS["numeric"]),
     },
     "choice": {
-        "current": PLANS["choice"],
+        "direct, elimination": (DIRECT, ELIMINATION),
+        "same, equal weights": (replace(DIRECT, weight=1.0), replace(ELIMINATION, weight=1.0)),
         "direct": (DIRECT,),
-        "equal weights": tuple(replace(s, weight=1.0) for s in PLANS["choice"]),
     },
 }
+"""Plans to compare, with the strategies' weights unless said; the first of each shape is the baseline the others
+are compared with (the plan of the modes before this measurement)."""
 AGENTS = 3  # contemplating's default agents a wave
 
 
@@ -172,7 +173,7 @@ MODES: tuple[tuple[str, Replay, ReasoningEffort], ...] = (
 
 
 def report(cache: Cache, task: str) -> list[dict[str, Any]]:
-    """Per strategy, then per mode and candidate plan (against the current plan), on the task's cached items."""
+    """Per strategy, then per mode and candidate plan (against the shape's first plan), on the task's items."""
     records = [r for r in cache.records.values() if r["task"] == task]
     items = [([Draw(**d) for d in r["draws"]], str(r["gold"])) for r in records]
     if not items:
@@ -184,7 +185,7 @@ def report(cache: Cache, task: str) -> list[dict[str, Any]]:
         for plan_name, plan in CANDIDATES[SHAPES[task]].items():
             answers = [replay(draws, plan, effort) for draws, _ in items]
             right[plan_name] = [a == gold for (a, _), (_, gold) in zip(answers, items, strict=True)]
-            diff = paired_bootstrap(right[plan_name], right["current"])
+            diff = paired_bootstrap(right[plan_name], next(iter(right.values())))
             rows.append(
                 {
                     "task": task,
@@ -192,7 +193,7 @@ def report(cache: Cache, task: str) -> list[dict[str, Any]]:
                     "n": len(items),
                     "accuracy": round(sum(right[plan_name]) / len(items), 3),
                     "interval95": [round(x, 3) for x in wilson(sum(right[plan_name]), len(items))],
-                    "minus_current": [round(x, 3) for x in diff],
+                    "minus_first": [round(x, 3) for x in diff],
                     "tokens": round(float(np.mean([t for _, t in answers])), 1),
                 }
             )
