@@ -29,10 +29,13 @@ def test_thinking_replays_as_the_mode_runs_its_plan() -> None:
     mixed = (PROGRAM, PLANNED_PROGRAM, PROSE)
     assert replay_thinking(recorded, mixed, "low") == ("5", 10)  # one attempt: the greedy program
     # medium: program 5, planned 7, prose 7: the two weaker strategies outweigh the program (0.58 + 0.5 > 0.67)
-    assert replay_thinking(recorded, mixed, "medium") == ("7", 30)
+    assert replay_thinking(recorded, mixed, "medium", repeat=False) == ("7", 30)
+    assert replay_thinking(recorded, mixed, "medium") == ("5", 20)  # the program checked by a second program
     assert replay_thinking(recorded, (PROGRAM,), "medium") == ("5", 20)  # two programs agree at once
-    unanswered = draws([None, "4", "4"], ["6"], ["8"])
+    unanswered = draws([None, "4", "4"], ["6", "6"], ["8"])
     assert replay_thinking(unanswered, mixed, "low") == ("6", 20)  # none answered: one more attempt
+    # at medium the planned program that answered is checked by a second planned program
+    assert replay_thinking(unanswered, mixed, "medium") == ("6", 30)
 
 
 def test_contemplating_replays_waves_that_stop_once_they_agree() -> None:
@@ -63,7 +66,11 @@ def test_the_command_records_every_attempt_once_and_reports_from_the_cache(
     assert len(cache.read_text().splitlines()) == 2  # resumed: nothing asked again
     golds = [i.gold for i in sample("arc_challenge", 0, 0, dev=True)[:2]]
     rows = {r.get("system") or r["strategy"]: r for r in json.loads(out.read_text())["results"]}
-    assert rows["direct"]["right"] == rows["thinking:medium direct, elimination"]["accuracy"] == golds.count("B") / 2
+    assert (
+        rows["direct"]["right"]
+        == rows["thinking:medium checks repeated direct, elimination"]["accuracy"]
+        == golds.count("B") / 2
+    )
     assert rows["contemplating:medium direct"]["minus_first"] == [0.0, 0.0, 0.0]
 
 

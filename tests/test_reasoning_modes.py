@@ -100,7 +100,7 @@ def test_thinking_checks_a_word_problem_with_a_second_program_and_stops_when_the
     code = "boxes = 6\npens_per_box = 7\nanswer = boxes * pens_per_box"
     assert message["content"] == f"Worked out exactly:\n\n```python\n{code}\n```\n\nAnswer: 42"  # the first
     reasoning = message["reasoning_content"]
-    assert "Attempt 1 (program)" in reasoning and "Attempt 2 (program, planned)" in reasoning
+    assert "Attempt 1 (program)" in reasoning and "Attempt 2 (program)" in reasoning  # a sampled second program
     assert reasoning.count("Result: answer = 42") == 2 and "Attempt 3" not in reasoning
     assert "Checked answer: 42 (2 of 2" in reasoning
     assert len(calls) == 2  # two attempts and no answer pass: the checked attempt is the answer
@@ -112,10 +112,10 @@ def test_thinking_checks_a_word_problem_with_a_second_program_and_stops_when_the
 
 
 def test_thinking_votes_when_its_attempts_disagree(tmp_path: Path) -> None:
-    replies = ["```python\nanswer = 41\n```", "```python\nanswer = 42\n```", "6 * 7 = 42\nAnswer: 42", "42"]
+    replies = ["```python\nanswer = 41\n```", "```python\nanswer = 42\n```", "```python\nanswer = 6 * 7\n```", "42"]
     with TestClient(create_app(settings_with(tmp_path, replies=replies))) as client:
         reasoning = ask(client, "ember-thinking", SUM).json()["choices"][0]["message"]["reasoning_content"]
-    assert "Attempt 3 (prose)" in reasoning and "Checked answer: 42 (2 of 3" in reasoning
+    assert "Attempt 3 (program)" in reasoning and "Checked answer: 42 (2 of 3" in reasoning
 
 
 def test_thinking_programs_run_in_the_sandbox_and_a_failure_is_an_observation(tmp_path: Path) -> None:

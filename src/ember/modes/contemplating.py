@@ -3,9 +3,9 @@ and a weighted vote (or, with nothing to vote on, a synthesis) merges them.
 
 A wave is `Settings.contemplating_agents` agents (default 3) run concurrently as asyncio tasks on the shared
 `chat` engine's parallel slots. On a task with a checkable answer (`ember.agents.strategies.shape_of`) the
-agents take the plan's different strategies: for a word problem a program the calculator runs exactly, a
-planned program and a prose derivation; for a multiple-choice question elimination over the options and a
-direct choice; the first agent decodes greedily, the others sample with their own seeds. When every agent
+agents take the plan's strategies in turn (`PLANS`): for a word problem a program the calculator runs exactly,
+a planned program and a prose derivation; for a multiple-choice question each names an option directly; the
+first agent decodes greedily, the others sample with their own seeds. When every agent
 that reached an answer agrees (two at least), no further wave runs and the tokens saved are reported;
 otherwise up to `CONTEMPLATING_WAVES[effort]` waves run and the strategies' weighted vote
 (`strategies.vote`) picks the answer, given as the text of the first agent that reached it. Any other
@@ -71,7 +71,7 @@ class Run:
 class ContemplatingMode(Mode):
     name: str = "ember-contemplating"
     description: str = (
-        "Diverse agents (a program, a derivation, elimination) solve in parallel until they agree; a weighted "
+        "Diverse agents (a program, a planned program, a derivation) solve in parallel until they agree; a weighted "
         "vote or a synthesis merges them."
     )
     roles: tuple[str, ...] = ("chat",)

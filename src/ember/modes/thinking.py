@@ -3,12 +3,13 @@ answers.
 
 Two phases on the `chat` role's engine, both streamed; the first as `Delta(reasoning=...)`, never as content:
 1. Thinking. A task with a checkable answer (`ember.agents.strategies.shape_of`: a word problem with numbers,
-   or a multiple-choice question) is solved in attempts, one after another, each by a strategy of its plan: a
-   word problem first by a program the sandboxed calculator runs exactly (its result is shown in the
-   reasoning), then re-derived a second way (a planned program, a prose derivation); a multiple-choice
-   question by naming an option directly, then by eliminating options. Attempts stop as soon as enough agree
+   or a multiple-choice question) is solved in attempts, one after another, by its plan (`strategies.PLANS`):
+   a word problem by a program the sandboxed calculator runs exactly (its result is shown in the reasoning;
+   while none reaches an answer, a planned program, then prose), a multiple-choice question by naming an
+   option directly; the first attempt greedy, the checks repeat the strategy that answered, sampled
+   (self-consistency, `strategies.next_strategy`). Attempts stop as soon as enough agree
    (`THINKING_ATTEMPTS[effort]`: low 1, medium 2 of at most 3, high 3 of at most 5) or the effort's
-   `THINKING_BUDGET` is spent; a weighted vote (`strategies.vote`) picks the checked answer. Any other request
+   `THINKING_BUDGET` is spent; the vote (`strategies.vote`) picks the checked answer. Any other request
    is thought through in prose, in one pass capped at the budget; a program it writes is run too.
 2. Answering. With a checked answer, the first attempt that gave it is the answer (a program shown with its
    exact result); the 1.5B model, asked to restate a checked answer, solved the task again in prose instead
@@ -32,11 +33,11 @@ from ember.agents.strategies import (
     Attempt,
     Shape,
     goes_on,
+    next_strategy,
     observe,
     shape_of,
     solve,
     spent,
-    strategy_at,
     vote,
 )
 from ember.calling import as_text, call_or_answer, describe, offers_tools
@@ -122,7 +123,7 @@ async def attempts(engine: Engine, request: ChatRequest, shape: Shape, thought: 
     plan, (most, quorum), left = PLANS[shape], THINKING_ATTEMPTS[effort], THINKING_BUDGET[effort]
     done: list[Attempt] = []
     while goes_on(done, plan, most, quorum, left):
-        attempt = Attempt(len(done), strategy_at(plan, len(done)))
+        attempt = Attempt(len(done), next_strategy(plan, done))
         yield f"{SEPARATOR if done else ''}Attempt {attempt.index + 1} ({attempt.strategy.name}):\n"
         async for piece in solve(engine, request.messages, attempt, left, request.params.seed):
             yield piece

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ from ember.agents.strategies import (
     Strategy,
     agreed,
     goes_on,
+    next_strategy,
     solve,
     strategy_at,
     vote,
@@ -72,7 +75,9 @@ CANDIDATES: dict[Shape, dict[str, tuple[Strategy, ...]]] = {
     },
 }
 """Plans to compare, with the strategies' weights unless said; the first of each shape is the baseline the others
-are compared with (the plan of the modes before this measurement)."""
+are compared with (the plan of the modes before this measurement). Thinking replays each twice: taking the
+plan's strategies in turn (as it did) and repeating the first that answered ("checks repeated", as it does)."""
+EFFORTS: tuple[ReasoningEffort, ...] = ("low", "medium", "high")
 AGENTS = 3  # contemplating's default agents a wave
 
 
@@ -126,12 +131,17 @@ def keys(settings: Settings, task: str, cap: int) -> Any:
     return lambda item: f"{task}|{item}|{made}"
 
 
-def replay_thinking(draws: list[Draw], plan: tuple[Strategy, ...], effort: ReasoningEffort) -> tuple[str | None, int]:
-    """The answer and completion tokens `ember-thinking` at `effort` would give with `plan`, from `draws`."""
+def replay_thinking(
+    draws: list[Draw], plan: tuple[Strategy, ...], effort: ReasoningEffort, repeat: bool = True
+) -> tuple[str | None, int]:
+    """The answer and completion tokens `ember-thinking` at `effort` would give with `plan`, from `draws`;
+    with `repeat` its checks repeat the first strategy that answered (`next_strategy`), else they take the
+    plan's strategies in turn."""
     (most, quorum), left = THINKING_ATTEMPTS[effort], THINKING_BUDGET[effort]
     taken, done = _taker(draws), list[Attempt]()
     while goes_on(done, plan, most, quorum, left):
-        done.append(taken(strategy_at(plan, len(done)), len(done)))
+        strategy = next_strategy(plan, done) if repeat else strategy_at(plan, len(done))
+        done.append(taken(strategy, len(done)))
         left -= done[-1].usage.completion_tokens
     return vote(done).answer, sum(a.usage.completion_tokens for a in done)
 
@@ -163,11 +173,10 @@ def _taker(draws: list[Draw]) -> Any:
     return take
 
 
-Replay = Any  # replay_thinking or replay_contemplating
+Replay = Callable[[list[Draw], tuple[Strategy, ...], ReasoningEffort], tuple[str | None, int]]
 MODES: tuple[tuple[str, Replay, ReasoningEffort], ...] = (
-    ("thinking:low", replay_thinking, "low"),
-    ("thinking:medium", replay_thinking, "medium"),
-    ("thinking:high", replay_thinking, "high"),
+    *((f"thinking:{e}", partial(replay_thinking, repeat=False), e) for e in EFFORTS),
+    *((f"thinking:{e} checks repeated", replay_thinking, e) for e in EFFORTS),
     ("contemplating:medium", replay_contemplating, "medium"),
 )
 
