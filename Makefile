@@ -150,7 +150,7 @@ eval-vision: vision-models
 screenshots: $(STAMP) debs
 	$(BIN)/ember models install chat-fast asr
 	$(BIN)/ember models assemble chat-fast asr
-	$(BIN)/python scripts/screenshots.py
+	$(BIN)/python -m scripts.screenshots
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -19,7 +19,6 @@ Answers come from a real model, so each run's text differs.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import re
@@ -33,9 +32,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
 from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, ViewportSize, expect, sync_playwright
+from tests.pictures import car_png  # run as `python -m scripts.screenshots` from the checkout
 
 ROOT = Path(__file__).resolve().parent.parent
 USER = "screenshots"
@@ -174,28 +172,6 @@ def shoot_extras(browser: Browser, base: str, out: Path) -> list[str]:
     page.screenshot(path=out / "shortcuts.png")
     context.close()
     return ["details", "memory", "shortcuts"]
-
-
-def car_png() -> bytes:
-    """A red car on a road (320x200), blurred and grained a little as a photo is (tests/test_web_history.py
-    draws the same one): the image readers call it red, and their object detector a car."""
-    red, glass = (200, 25, 25), (160, 200, 230)
-    image = Image.new("RGB", (320, 200), (235, 240, 245))
-    draw = ImageDraw.Draw(image)
-    draw.rectangle((0, 160, 320, 200), fill=(90, 90, 90))
-    draw.rounded_rectangle((80, 98, 240, 150), radius=16, fill=red)
-    draw.polygon([(112, 100), (131, 66), (189, 66), (216, 100)], fill=red)
-    draw.polygon([(122, 98), (135, 73), (157, 73), (157, 98)], fill=glass)
-    draw.polygon([(163, 98), (163, 73), (185, 73), (206, 98)], fill=glass)
-    draw.rectangle((230, 106, 240, 116), fill=(255, 240, 160))
-    for x in (112, 208):
-        draw.ellipse((x - 22, 121, x + 22, 165), fill=(20, 20, 20))
-        draw.ellipse((x - 10, 133, x + 10, 153), fill=(180, 180, 180))
-    pixels = np.asarray(image.filter(ImageFilter.GaussianBlur(1.5))).astype(np.int16)
-    pixels += np.random.default_rng(0).normal(0, 8, pixels.shape).astype(np.int16)
-    out = io.BytesIO()
-    Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(out, format="PNG")
-    return out.getvalue()
 
 
 def shoot_history(browser: Browser, base: str, out: Path) -> list[str]:
