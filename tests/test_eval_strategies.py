@@ -13,7 +13,7 @@ from ember.agents.strategies import PLANNED_PROGRAM, PROGRAM, PROSE
 from ember.cli import main
 from ember_tools.eval.cache import Cache
 from ember_tools.eval.reasoning_tasks import sample
-from ember_tools.eval.strategies import DRAWS, Draw, replay_contemplating, replay_thinking
+from ember_tools.eval.strategies import DRAWS, Draw, replay_contemplating, replay_thinking, report
 
 from .conftest import TINY
 
@@ -72,6 +72,7 @@ def test_the_command_records_every_attempt_once_and_reports_from_the_cache(
         == golds.count("B") / 2
     )
     assert rows["contemplating:medium direct"]["minus_first"] == [0.0, 0.0, 0.0]
+    assert all(r.get("short_of_recorded_attempts", 0) == 0 for r in rows.values())
 
 
 def test_the_command_on_a_real_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,3 +86,13 @@ def test_the_command_on_a_real_model(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert all(0 < d["tokens"] <= 12 for d in record["draws"])
     systems = {r.get("system") for r in json.loads(out.read_text())["results"]}
     assert {"thinking:high programs", "contemplating:medium program, planned, prose"} <= systems
+
+
+def test_a_plan_short_of_recorded_attempts_counts_the_item_wrong_and_says_so(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "items.jsonl")
+    few = [d.__dict__ for d in draws(["5"], [], [])]  # the greedy program only
+    cache.add({"key": "k", "task": "gsm8k", "item": "1", "gold": "5", "draws": few})
+    rows = {r.get("system"): r for r in report(cache, "gsm8k")}
+    assert rows["thinking:low programs"]["accuracy"] == 1.0
+    assert rows["thinking:high programs"]["accuracy"] == 0.0
+    assert rows["thinking:high programs"]["short_of_recorded_attempts"] == 1

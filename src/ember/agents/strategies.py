@@ -200,9 +200,10 @@ def goes_on(done: list[Attempt], plan: tuple[Strategy, ...], most: int, quorum: 
     """Whether `ember-thinking` makes another attempt after `done`: not once `quorum` of them agree or the
     budget (`left` tokens) is spent; else while fewer than `most` were made, or, while none has reached an
     answer, as long as the plan has a strategy not tried yet."""
-    if left <= 0 or (done and vote(done).agreeing >= quorum):
+    verdict = vote(done)
+    if left <= 0 or (done and verdict.agreeing >= quorum):
         return False
-    return len(done) < most or (vote(done).answer is None and len(done) < len(plan))
+    return len(done) < most or (verdict.answer is None and len(done) < len(plan))
 
 
 def agreed(done: list[Attempt]) -> bool:

@@ -5,7 +5,7 @@ For every dev item of GSM8K (the `numeric` shape) and ARC-Challenge (the `choice
 the attempts `DRAWS` lists: the first strategy's first attempt greedy (as the modes' first attempt), every
 other sampled as the modes' later attempts are (their own seeds). Each item's attempts run concurrently and
 are appended to a per-item cache (`--cache`, resumable: an item is asked again only if its key, made of the
-prompts, the model file and the cap, changed). The report, from the cache alone, gives per strategy how often
+prompts, the model file, the draws and the cap, changed). The report, from the cache alone, gives per strategy how often
 its short answer is right, greedy and sampled apart, how often it reached none, and token percentiles; then
 each candidate plan of `CANDIDATES` replayed as `ember-thinking` runs it at every effort (`goes_on`) and as
 `ember-contemplating` runs it (waves that stop once they agree, `agreed`): accuracy with a Wilson 95% interval,
@@ -192,7 +192,13 @@ def report(cache: Cache, task: str) -> list[dict[str, Any]]:
     for mode, replay, effort in MODES:
         right: dict[str, list[bool]] = {}
         for plan_name, plan in CANDIDATES[SHAPES[task]].items():
-            answers = [replay(draws, plan, effort) for draws, _ in items]
+            answers, short = [], 0
+            for draws, _ in items:
+                try:
+                    answers.append(replay(draws, plan, effort))
+                except LookupError:  # the plan needed more attempts than were recorded: counted as wrong
+                    answers.append((None, 0))
+                    short += 1
             right[plan_name] = [a == gold for (a, _), (_, gold) in zip(answers, items, strict=True)]
             diff = paired_bootstrap(right[plan_name], next(iter(right.values())))
             rows.append(
@@ -204,6 +210,7 @@ def report(cache: Cache, task: str) -> list[dict[str, Any]]:
                     "interval95": [round(x, 3) for x in wilson(sum(right[plan_name]), len(items))],
                     "minus_first": [round(x, 3) for x in diff],
                     "tokens": round(float(np.mean([t for _, t in answers])), 1),
+                    "short_of_recorded_attempts": short,
                 }
             )
     return rows
