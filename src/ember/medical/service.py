@@ -73,7 +73,7 @@ class Knowledge:
         return self._target
 
     def embedder(self) -> Embedder:
-        """The embedder on all cores (blocking the first time: it may assemble the model)."""
+        """The triage embedder (FULL) on all cores (blocking the first time: it may assemble the model)."""
         return self.embedders.get()
 
     def load_triager(self) -> Triager:
@@ -88,7 +88,7 @@ class Knowledge:
         if self._index is None:
             target = self.target()
             if built(target):
-                embedder = self.embedder()
+                embedder = self.embedders.fast()  # what the index was built with
                 with self._lock:
                     self._index = self._index or KnowledgeIndex(target, embedder)
         return self._index

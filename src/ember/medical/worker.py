@@ -19,8 +19,7 @@ from pathlib import Path
 
 from ember.assets.assemble import ensure_asset
 from ember.assets.catalogue import CATALOGUE
-from ember.engines.embeddings import Embedder
-from ember.medical.knowledge import SOURCES, build_index, index_dir
+from ember.medical.knowledge import SOURCES, build_index, index_dir, index_embedder
 
 REPORT_EVERY_S = 0.5
 NICE = 19  # the lowest priority: chat generation gets the cores whenever it wants them
@@ -52,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         sources = {name: SOURCES[name] for name in args.source} if args.source else None
         target = build_index(
             index_dir(args.cache_dir, embed_dir),
-            Embedder(embed_dir),
+            index_embedder(embed_dir),
             limit=args.limit,
             sources=sources,
             report=report,
