@@ -73,3 +73,13 @@ def test_the_relay_compares_the_child_through_ember_with_its_own_server() -> Non
     assert "Ember's relay on one server (child / child-direct): decode 0.950x, TTFT 1.000x" in table
     assert "child-direct_decode_vs_llama_server" not in summary["goals"]  # not Ember's path: no goal of its own
     assert "relay" not in report({"raw": phase(20.0), "child": phase(19.0)})[1]
+
+
+def test_paired_passes_compare_requests_seconds_apart() -> None:
+    """A slow spell that hits one phase's rounds skews the ratio of medians, not the passes' own ratios."""
+    server = phase(20.0) | {"runs": {"paired_decode_tps": [10.0, 10.0, 40.0], "paired_ttft_s": [1.0, 1.0, 1.0]}}
+    child = phase(60.0) | {"runs": {"paired_decode_tps": [10.0, 30.0, 30.0], "paired_ttft_s": [1.0, 2.0, 1.1]}}
+    table, summary = report({"raw": phase(20.0), "llama-server": server, "child": child})
+    assert summary["goals"]["child_decode_vs_llama_server"]["value"] == 1.0  # ratios 1, 3, 0.75; medians: 3.0
+    assert summary["goals"]["child_ttft_vs_llama_server"]["value"] == 1.1
+    assert "against llama-server (and the relay): the median of 3 paired passes' ratios" in table

@@ -11,9 +11,11 @@ measures time to first token, single-stream decode speed and total throughput at
 streams (medians over the rounds). Each prompt starts with a request number so llama.cpp's
 prompt cache cannot reuse an earlier prompt: TTFT includes prompt processing. A turn-2 case then times
 the first token of a conversation's next turn after ~1,500 tokens of history, with the history in the
-prompt cache (warm) and without (cold) (`ember_tools.bench.history`). The results are printed as a table of
-ratios to raw, which stay meaningful on a shared, noisy machine where absolute numbers do not, with the
-CPU other processes took meanwhile, and written as JSON with machine details.
+prompt cache (warm) and without (cold) (`ember_tools.bench.history`). Last come `--pairs` passes of one
+single-stream request per phase, phases alternating request by request, so that each pass compares phases
+seconds apart; the comparisons with llama-server use the median of the passes' ratios. The results are
+printed as a table of ratios to raw, which stay meaningful on a shared, noisy machine where absolute numbers
+do not, with the CPU other processes took meanwhile, and written as JSON with machine details.
 This is a benchmark, not a test: it asserts nothing and tunes nothing. It downloads and installs
 nothing (a catalogue role's packages must be installed; its file is assembled if needed). The HTTP
 client runs on the same machine as the server, so the api phase includes its cost."""
@@ -75,6 +77,7 @@ class Options:
     parallel: int
     max_tokens: int
     requests: int
+    pairs: int
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,14 @@ async def one_round(phase: str, one: OneRequest, opts: Options, numbers: Iterato
     runs["turn2_warm_ttft_s"].append(sample.ttft)
     runs["turn2_prompt_tokens"].append(sample.prompt_tokens)
     runs["turn2_cold_ttft_s"].append((await one(history.second_turn(next(numbers), SEED))).ttft)
+
+
+async def one_pass(phase: str, one: OneRequest, opts: Options, numbers: Iterator[int], runs: Runs, p: int) -> None:
+    """Pass `p` of the paired measurements: one single-stream request's TTFT and decode speed."""
+    _progress(f"{phase}: paired request, pass {p + 1}/{opts.pairs}")
+    sample = await one(request_body(next(numbers), opts.max_tokens))
+    runs["paired_ttft_s"].append(sample.ttft)
+    runs["paired_decode_tps"].append(sample.decode_tps)
 
 
 def summarize(runs: Runs) -> dict[str, Any]:
@@ -350,12 +361,13 @@ async def measure(targets: list[Target], raw: Any, opts: Options) -> dict[str, d
         runs: dict[str, Runs] = {t.phase: collections.defaultdict(list) for t in targets}
         cpu = {t.phase: CpuTally() for t in targets}
         numbers = itertools.count(1)
-        for r in range(opts.requests):
-            for t in targets[r % len(targets) :] + targets[: r % len(targets)]:
-                # this process is the client (and raw's server); an API phase's server counts with its children
-                pids = [os.getpid()] if t.url is None else [os.getpid(), *_descendants(t.pid)]
-                with cpu[t.phase].counting(pids, None if t.url is None else t.pid):
-                    await one_round(t.phase, ones[t.phase], opts, numbers, runs[t.phase], r)
+        for step, count in ((one_round, opts.requests), (one_pass, opts.pairs)):
+            for r in range(count):
+                for t in targets[r % len(targets) :] + targets[: r % len(targets)]:
+                    # the client is this process (and raw's server); an API phase's server counts with its children
+                    pids = [os.getpid()] if t.url is None else [os.getpid(), *_descendants(t.pid)]
+                    with cpu[t.phase].counting(pids, None if t.url is None else t.pid):
+                        await step(t.phase, ones[t.phase], opts, numbers, runs[t.phase], r)
     return {t.phase: summarize(runs[t.phase]) | {"cpu": cpu[t.phase].result()} for t in targets}
 
 
@@ -378,14 +390,16 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def _options(model: str, threads: int | None, ctx_size: int, parallel: int, max_tokens: int, requests: int) -> Options:
+def _options(
+    model: str, threads: int | None, ctx_size: int, parallel: int, max_tokens: int, requests: int, pairs: int
+) -> Options:
     try:
         settings = Settings()
     except ValidationError as exc:
         raise click.ClickException(f"invalid configuration:\n{exc}") from exc
     path = resolve_model(model, settings.cache_dir, progress=True).resolve()
     cores = threads or os.cpu_count() or 1
-    return Options(model, str(path), cores, ctx_size, parallel, max_tokens, requests)
+    return Options(model, str(path), cores, ctx_size, parallel, max_tokens, requests, pairs)
 
 
 @click.command()
@@ -395,6 +409,9 @@ def _options(model: str, threads: int | None, ctx_size: int, parallel: int, max_
 @click.option("--parallel", type=click.IntRange(1, 64), default=4, show_default=True, help="llama.cpp slots")
 @click.option("--max-tokens", type=click.IntRange(min=2), default=128, show_default=True)
 @click.option("--requests", type=click.IntRange(min=1), default=3, show_default=True, help="rounds per measurement")
+@click.option(
+    "--pairs", type=click.IntRange(min=0), default=10, show_default=True, help="passes of one request per phase"
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench-results/engine.json"))
 @click.option(
     "--llama-server", "with_server", is_flag=True, help="also llama.cpp's own llama-server (built once from source)"
@@ -413,6 +430,7 @@ def engine(
     parallel: int,
     max_tokens: int,
     requests: int,
+    pairs: int,
     out: Path,
     with_server: bool,
     apis: tuple[str, ...],
@@ -420,7 +438,7 @@ def engine(
     """llama.cpp called directly vs. through `ember serve` (in-process and child-process engines), and with
     --llama-server llama.cpp's own server: TTFT, decode and multi-stream throughput, and a next turn's TTFT
     with and without the prompt cache."""
-    opts = _options(model, threads, ctx_size, parallel, max_tokens, requests)
+    opts = _options(model, threads, ctx_size, parallel, max_tokens, requests, pairs)
     server = llama_server.built(Settings().cache_dir) if with_server else None
     load_before = os.getloadavg()
     started = time.time()
