@@ -6,7 +6,8 @@ with Ember (`llama_cpp_inprocess` is the in-process alternative). It is one of t
 (`Settings.llama_server`): `llama-server` built natively from source (`ember.engines.llama_server`) when it
 is in the cache and the setting is `auto`, which reads prompts faster; else xllamacpp's prebuilt server
 (`ember.engines.llama_child`). This module starts it, waits for its `/health`, forwards each generation
-over loopback HTTP to `OpenAICompatEngine` (the wire protocol lives there only), and restarts it when it
+over loopback HTTP to `OpenAICompatEngine` (the wire protocol lives there only; the stream read in bursts,
+`ember.engines.pacing`), and restarts it when it
 dies: the request in flight gets an `EngineUnavailable` (503) and the next one is served by a fresh
 child. `close` stops it; a child whose parent is killed exits by itself (the kernel kills it: a parent-death
 signal set before it runs; the xllamacpp child also watches its parent). llama.cpp keeps each slot's
@@ -37,6 +38,7 @@ from ember.assets.assemble import resolve_model
 from ember.config import EngineSpec, Settings
 from ember.engines import llama_server
 from ember.engines.openai_compat import OpenAICompatEngine
+from ember.engines.pacing import paced
 from ember.errors import EngineUnavailable
 from ember.types import Capabilities, Delta, GenerationParams, Message
 
@@ -309,7 +311,7 @@ class LlamaProcessEngine:
         self.active += 1
         try:
             async with contextlib.aclosing(remote.stream(messages, params)) as deltas:  # closing it cancels
-                async for delta in deltas:
+                async for delta in paced(deltas):  # in bursts: fewer wake-ups on the child's cores
                     yield delta
         except EngineUnavailable as exc:
             if child is None or not await child.wait_exit(EXIT_WAIT_S):
