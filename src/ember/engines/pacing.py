@@ -24,7 +24,7 @@ WAITED_S = 0.002  # a piece that took longer than this to come was not already t
 
 
 def _kind(delta: Delta) -> str | None:
-    """"content" or "reasoning" for a delta that holds only that text (which may be merged), else None."""
+    """ "content" or "reasoning" for a delta that holds only that text (which may be merged), else None."""
     plain = not (delta.tool_calls or delta.server_calls or delta.finish_reason or delta.usage or delta.extends)
     if plain and delta.content and not delta.reasoning:
         return "content"
