@@ -7,7 +7,10 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
+import pytest
+
 from ember.engines.pacing import paced
+from ember.errors import EngineUnavailable
 from ember.types import Delta, ToolCallPiece, Usage
 
 
@@ -54,3 +57,20 @@ def test_reasoning_and_content_keep_their_order_and_tool_calls_their_pieces() ->
     assert "".join(d.reasoning for _, d in out) == "think more" and "".join(d.content for _, d in out) == "answer"
     assert all(not (d.reasoning and d.content) for _, d in out)
     assert [d.tool_calls for _, d in out if d.tool_calls] == [call.tool_calls, rest.tool_calls]
+
+
+def test_what_came_before_an_engine_failure_still_goes_out() -> None:
+    async def failing() -> AsyncIterator[Delta]:
+        for text in ("a", "b", "c"):
+            yield Delta(content=text)
+        raise EngineUnavailable("the child stopped")
+
+    seen: list[str] = []
+
+    async def read() -> None:
+        async for delta in paced(failing(), 0.01):
+            seen.append(delta.content)
+
+    with pytest.raises(EngineUnavailable):
+        asyncio.run(read())
+    assert "".join(seen) == "abc"

@@ -7,7 +7,7 @@ often: after passing a piece on it sleeps `interval_s` (the tokens that arrive m
 socket), then takes every piece already there at once and passes them on as one delta. The first piece and
 any piece that had to be waited for go out as soon as they come, and so does everything with the end of the
 answer (finish reason, usage) or tool calls; content and reasoning are merged only with their own kind, so
-their order is kept. The text is the same, in fewer, larger chunks.
+their order is kept. The text is the same, in fewer, larger chunks, also when the engine fails midway.
 """
 
 from __future__ import annotations
@@ -43,7 +43,12 @@ async def paced(deltas: AsyncIterator[Delta], interval_s: float = INTERVAL_S) ->
     first = True
     while True:
         asked = time.monotonic()
-        delta = await anext(deltas, None)
+        try:
+            delta = await anext(deltas, None)
+        except Exception:  # the engine failed: what it said before still goes out first
+            if pending is not None:
+                yield pending
+            raise
         if delta is None:
             break
         waited = first or time.monotonic() - asked > WAITED_S
