@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from ember.api.app import create_app
 from ember.assets.assemble import ensure_asset
 from ember.assets.catalogue import CATALOGUE
-from ember.engines.embeddings import FAST, Embedder, Embedders, buckets, fast_model
+from ember.engines.embeddings import FAST, FULL, Embedder, Embedders, buckets, fast_model
 from ember.medical import service
 from ember.medical.knowledge import build_index, icd10cm_entries
 from ember.medical.service import Knowledge
@@ -69,9 +69,15 @@ def test_bucketed_batches_embed_as_one_text_at_a_time(embedder: Embedder) -> Non
     assert embedder.embed([]).shape == (0, 384)
 
 
-def test_the_index_model_is_made_once_and_finds_what_the_packaged_one_finds(embedder: Embedder) -> None:
-    directory = ensure_asset(CATALOGUE["embed"], CACHE)
+def test_the_index_model_is_made_once_and_finds_what_the_packaged_one_finds(embedder: Embedder, tmp_path: Path) -> None:
+    packaged = ensure_asset(CATALOGUE["embed"], CACHE)
+    directory = tmp_path / "minilm"
+    directory.mkdir()
+    for name in (FULL, "tokenizer.json"):
+        (directory / name).symlink_to((packaged / name).resolve())
+    (directory / "model-int8-000000000000.onnx").write_bytes(b"derived from an earlier package")
     assert fast_model(directory) == FAST
+    assert sorted(p.name for p in directory.glob("*.onnx")) == sorted([FULL, FAST])  # the stale one is gone
     made = (directory / FAST).stat().st_mtime_ns
     assert fast_model(directory) == FAST and (directory / FAST).stat().st_mtime_ns == made  # not made again
     fast = Embedder(directory, model=FAST)

@@ -39,7 +39,8 @@ BATCH_TOKENS = 2048  # padded tokens per inference call (rows x longest row); 81
 MAX_ROWS = 256  # rows per inference call, however short
 
 FULL = "model.onnx"  # the packaged model
-FAST = "model-int8.onnx"  # derived from FULL by `fast_model`
+# derived from FULL by `fast_model`, named after FULL's pinned checksum: a new package gets a new derivation
+FAST = f"model-int8-{next(f.sha256 for f in CATALOGUE[ROLE].files if f.name == FULL)[:12]}.onnx"
 
 Progress = Callable[[int], None]  # told how many more texts are embedded
 
@@ -51,10 +52,13 @@ def fast_model(directory: Path) -> str:
     target = directory / FAST
     if target.is_file():
         return FAST
-    with (directory / (FAST + ".lock")).open("w") as lock:
+    with (directory / "model-int8.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not target.is_file():
             _quantize(directory / FULL, target)
+            for old in directory.glob("model-int8*.onnx"):  # derived from an earlier package
+                if old.name != FAST:
+                    old.unlink(missing_ok=True)
     return FAST
 
 
