@@ -159,6 +159,15 @@ class Scripted:
         return Reply(f"Answer: {item.gold if self.right else 'none'}", 20, 10, 4, 0.01)
 
 
+class Unreachable(Scripted):
+    """An engine that cannot be reached for one item (e.g. paused past the request's timeout)."""
+
+    async def ask(self, item: Item, instruction: str, max_tokens: int) -> Reply:
+        if item.id == self.fail_on:
+            return Reply(error="EngineUnavailable: remote engine is unreachable", unreachable=True)
+        return await super().ask(item, instruction, max_tokens)
+
+
 def items(n: int) -> list[Work]:
     return [Work("gsm8k", Item(str(i), f"q{i}", "", str(i))) for i in range(n)]
 
@@ -263,3 +272,12 @@ def test_ember_eval_auto_runs_on_the_shared_pieces(tmp_path: Path, monkeypatch: 
     assert rows["ember-instant"]["checked_items"] == 2 and rows["ember-instant"]["total_tokens"] > 0
     assert rows["ember-instant"]["accuracy_arc_challenge"] == (TASKS["arc_challenge"].load(1, 0)[0].gold == "B")
     assert sum(rows["ember-auto"]["routes"].values()) == 3
+
+
+async def test_an_answer_the_engine_could_not_give_is_not_cached_and_is_asked_again(tmp_path: Path) -> None:
+    path = tmp_path / "items.jsonl"
+    progress = await run([Unreachable("a", fail_on="2")], items(4), Cache(path), 64, concurrency=2)
+    assert progress.unreachable == 1 and {r["id"] for r in Cache(path).records.values()} == {"0", "1", "3"}
+    again = Scripted("a")
+    await run([again], items(4), Cache(path), 64, concurrency=2)
+    assert again.asked == ["2"] and len(Cache(path).records) == 4

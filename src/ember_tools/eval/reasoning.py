@@ -49,8 +49,9 @@ def work_of(samples: dict[str, list[Item]], shard: str) -> list[Work]:
 
 async def answer_all(
     settings: Settings, stamps: list[Stamp], work: list[Work], cache: Cache, opts: dict[str, Any]
-) -> int:
-    """Run every system on `work` through one Pipeline (its store in a temporary directory); answers added."""
+) -> tuple[int, int]:
+    """Run every system on `work` through one Pipeline (its store in a temporary directory): the answers added,
+    and those left out because the engine could not be reached (asked again by the next run)."""
     with tempfile.TemporaryDirectory() as tmp:
         pipeline = Pipeline(Services.open(settings, SqlStore(f"sqlite:///{Path(tmp) / 'eval.db'}")))
         systems: list[System] = [ModeSystem(s, choice_of(s.name), pipeline) for s in stamps]
@@ -58,7 +59,7 @@ async def answer_all(
             progress = await run(systems, work, cache, opts["max_tokens"], opts["concurrency"])
         finally:
             await pipeline.services.aclose()
-    return sum(len(todo) for _, todo in progress.todo)
+    return sum(len(todo) for _, todo in progress.todo) - progress.unreachable, progress.unreachable
 
 
 def summary_of(stamps: list[Stamp], samples: dict[str, list[Item]], opts: dict[str, Any]) -> dict[str, Any]:
@@ -113,6 +114,7 @@ def reasoning(**opts: Any) -> None:
         return
     opts["concurrency"] = opts["concurrency"] or settings.roles["chat"].parallel
     cache = Cache(opts["cache"])
-    added = asyncio.run(answer_all(settings, stamps, work_of(samples, opts["shard"]), cache, opts))
+    added, unreachable = asyncio.run(answer_all(settings, stamps, work_of(samples, opts["shard"]), cache, opts))
     summary = summary_of(stamps, samples, opts)
-    click.echo(f"{text(summary)}\n\n{added} answers added to {opts['cache']}; {partial(summary) or 'complete'}")
+    left = f" ({unreachable} left out: the engine could not be reached; the next run asks again)" if unreachable else ""
+    click.echo(f"{text(summary)}\n\n{added} answers added to {opts['cache']}{left}; {partial(summary) or 'complete'}")

@@ -30,7 +30,7 @@ from ember import calling, registry
 from ember.agents import answers, calculator, program, strategies
 from ember.config import Settings
 from ember.engines import passes
-from ember.errors import EmberError
+from ember.errors import EmberError, EngineUnavailable
 from ember.modes import reasoning
 from ember.serving.pipeline import Pipeline
 from ember.types import ReasoningEffort, Usage
@@ -111,7 +111,8 @@ class Work:
 
 @dataclass
 class Reply:
-    """What a system answered: its text, its cost, auto's route, any error."""
+    """What a system answered: its text, its cost, auto's route, any error (`unreachable`: the engine could
+    not be reached or timed out, e.g. while the run was paused: no answer, asked again by the next run)."""
 
     text: str = ""
     prompt_tokens: int = 0
@@ -120,6 +121,7 @@ class Reply:
     seconds: float = 0.0
     route: str | None = None
     error: str = ""
+    unreachable: bool = False
 
 
 class System(Protocol):
@@ -144,7 +146,8 @@ class ModeSystem:
                 self.pipeline, self.choice.mode, item, max_tokens, instruction, self.choice.effort
             )
         except EmberError as exc:
-            return Reply(seconds=time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}")
+            error, unreachable = f"{type(exc).__name__}: {exc}", isinstance(exc, EngineUnavailable)
+            return Reply(seconds=time.perf_counter() - started, error=error, unreachable=unreachable)
         usage = answer.usage or Usage()
         route = answer.route.target if answer.route is not None else None
         return Reply(answer.text, usage.prompt_tokens, usage.completion_tokens, usage.reasoning_tokens, seconds, route)
@@ -173,6 +176,7 @@ class Progress:
     next: int = 0
     in_flight: int = 0
     most_in_flight: int = 0
+    unreachable: int = 0  # answers not cached: the engine could not be reached
     bar: Any = field(default=None)
 
 
@@ -184,7 +188,11 @@ async def _worker(progress: Progress, cache: Cache, max_tokens: int, concurrency
         progress.most_in_flight = max(progress.most_in_flight, progress.in_flight)
         try:
             for system in systems:
-                cache.add(await one(system, work, max_tokens, concurrency))
+                record = await one(system, work, max_tokens, concurrency)
+                if record["unreachable"]:
+                    progress.unreachable += 1
+                else:
+                    cache.add(record)
                 progress.bar.update()
         finally:
             progress.in_flight -= 1
