@@ -82,10 +82,18 @@ def test_rows_intervals_and_paired_differences_by_hand() -> None:
 
 def test_the_report_says_partial_and_the_goals(tmp_path: Path) -> None:
     summary = example()
-    meta = {"command": "ember eval reasoning", "date": "2026-12-04", "cores": 2, "agents": 3, "dev_items": 20}
+    meta = {
+        "command": "ember eval reasoning",
+        "date": "2026-12-04",
+        "cores": 2,
+        "agents": 3,
+        "dev_items": 20,
+        "dev_tail": 60,
+    }
     meta |= {"models": {"chat": "qwen.gguf:1:ab"}, "cache": "items.jsonl", "limit": 4, "seed": 0, "max_tokens": 256}
     text = document(meta, summary)
     assert "**PARTIAL gsm8k 3/4** items answered by every system" in text
+    assert "after the first 20 items of the same order; those and the order's last 60 are the dev slice" in text
     assert "| gsm8k | ember-instant | 4/4 | 50.0% [15.0%, 85.0%] | 1 | 0 | 100 | 25 | 0 | 1.0 |" in text
     assert "| gsm8k | ember-contemplating:medium | 3/4 | 100.0% [43.9%, 100.0%] |" in text  # 3 / (3 + z²)
     assert "| gsm8k | ember-auto - ember-contemplating:medium (best) | 3 | -33.3% [" in text

@@ -29,7 +29,7 @@ from ember_tools.eval.cache import Cache, interleaved, role_models, shard_of
 from ember_tools.eval.choice import Item
 from ember_tools.eval.reasoning_report import partial, summarize, text, write_report
 from ember_tools.eval.reasoning_run import ModeSystem, Stamp, System, Work, choice_of, item_key, run, stamp
-from ember_tools.eval.reasoning_tasks import DEV_ITEMS, TASKS, sample
+from ember_tools.eval.reasoning_tasks import DEV_ITEMS, DEV_TAIL, TASKS, sample
 
 SYSTEMS = (
     "ember-instant",
@@ -83,7 +83,12 @@ def meta_of(settings: Settings, stamps: list[Stamp], opts: dict[str, Any]) -> di
     roles = tuple(sorted({role for mode in modes if mode is not None for role in mode.roles}))
     meta: dict[str, Any] = {"command": command_line(opts), "date": date.today().isoformat(), "cores": os.cpu_count()}
     meta |= {"models": dict(zip(roles, role_models(settings, roles), strict=True))}
-    meta |= {"agents": settings.contemplating_agents, "dev_items": DEV_ITEMS, "cache": str(opts["cache"])}
+    meta |= {
+        "agents": settings.contemplating_agents,
+        "dev_items": DEV_ITEMS,
+        "dev_tail": DEV_TAIL,
+        "cache": str(opts["cache"]),
+    }
     return meta | {k: opts[k] for k in ("limit", "seed", "max_tokens")}
 
 
@@ -95,7 +100,11 @@ def meta_of(settings: Settings, stamps: list[Stamp], opts: dict[str, Any]) -> di
 @click.option("--max-tokens", default=256, show_default=True, help="answer length cap per item")
 @click.option("--shard", default="0/1", show_default=True, help="i/n: run every n-th item from the i-th")
 @click.option("--concurrency", type=click.IntRange(min=1), default=None, help="items at once [the chat role's slots]")
-@click.option("--dev", is_flag=True, help=f"the dev slice (the first {DEV_ITEMS} items a task) instead of the sample")
+@click.option(
+    "--dev",
+    is_flag=True,
+    help=f"the dev slice (the first {DEV_ITEMS} and last {DEV_TAIL} items a task) instead of the sample",
+)
 @click.option("--report", is_flag=True, help="run nothing: write the JSON and Markdown report from the cache")
 @click.option("--cache", type=FILE, default=Path("docs/reasoning-eval-items.jsonl"), show_default=True)
 @click.option("--json", "json_out", type=FILE, default=Path("docs/reasoning-eval.json"), show_default=True)

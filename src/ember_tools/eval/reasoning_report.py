@@ -265,8 +265,9 @@ def document(meta: dict[str, Any], summary: dict[str, Any]) -> str:
             "",
             "Written by `ember eval reasoning --report` (`src/ember_tools/eval/reasoning*.py`) from the per-item "
             f"cache `{meta['cache']}`; JSON beside it. Items per task: a seed-{meta['seed']} sample of "
-            f"{meta['limit']}, after the first {meta['dev_items']} items of the same order (the dev slice, never "
-            f"reported). Zero-shot, temperature 0, seed 0, answers capped at {meta['max_tokens']} tokens. Accuracy "
+            f"{meta['limit']}, after the first {meta['dev_items']} items of the same order; those and the order's "
+            f"last {meta['dev_tail']} are the dev slice, never reported. Zero-shot, temperature 0, seed 0, "
+            f"answers capped at {meta['max_tokens']} tokens. Accuracy "
             "intervals are Wilson 95%; a - b is measured on the items every compared system answered, with a 95% "
             "paired bootstrap interval (10,000 resamples). Tokens are means per item over every phase and agent; "
             "seconds are wall time per answer while other items ran beside it (the records keep the concurrency).",
