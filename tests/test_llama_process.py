@@ -307,6 +307,30 @@ def test_the_child_of_a_killed_parent_exits_by_itself(model_cache: Path, kind: s
     assert wait_gone(child)
 
 
+def test_a_low_priority_parents_child_stays_low(model_cache: Path) -> None:
+    """Started under `ember_tools.background` (its session's group at nice 19), the child, in a session of
+    its own, gets a group at nice 19 too: where the kernel shares CPU time between sessions, an evaluation's
+    llama.cpp child yields to other work as the evaluation does."""
+    if not Path("/proc/self/autogroup").exists():
+        pytest.skip("this kernel has no autogroup: nice alone orders the processes")
+    root = Path(__file__).resolve().parent.parent
+    env = {**child_env(), "PYTHONPATH": os.pathsep.join([str(root), child_env()["PYTHONPATH"]])}
+    argv = [sys.executable, "-m", "ember_tools.background", sys.executable, "-c", PARENT, str(model_cache), WHEEL]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, env=env) as wrapper:
+        try:
+            assert wrapper.stdout is not None
+            line = wrapper.stdout.readline()
+            assert line.strip().isdigit(), f"the parent did not start its child (exit code {wrapper.poll()})"
+            child = int(line)
+            group = Path(f"/proc/{child}/autogroup").read_text().split()
+            assert group[-1] == "19" and group[0] != Path("/proc/self/autogroup").read_text().split()[0]
+            assert os.getsid(child) == child, "the child leads a session (and so a group) of its own"
+        finally:
+            wrapper.send_signal(signal.SIGTERM)
+            wrapper.wait(30)
+    assert wait_gone(child)
+
+
 def test_auto_picks_the_native_server_only_when_it_is_built(tmp_path: Path) -> None:
     built = llama_server.binary(tmp_path)
     assert server_kind(Settings(cache_dir=tmp_path)) == WHEEL  # none in this cache

@@ -36,7 +36,7 @@ import ember
 from ember import registry
 from ember.assets.assemble import resolve_model
 from ember.config import EngineSpec, Settings
-from ember.engines import llama_server
+from ember.engines import llama_server, priority
 from ember.engines.openai_compat import OpenAICompatEngine
 from ember.engines.pacing import paced
 from ember.errors import EngineUnavailable
@@ -169,15 +169,19 @@ def launch(kind: str, spec: EngineSpec, paths: dict[str, str], cache_dir: Path) 
     return Launch(kind, args, env, f"http://{llama_server.LOOPBACK}:{port}")
 
 
-def _dies_with(parent: int) -> Callable[[], None]:
-    """A `preexec_fn` that has the kernel SIGKILL the child when the thread that started it (the event loop's
-    thread of process `parent`) ends, as it does when that process is killed."""
+def _prepared(parent: int, group_nice: str | None) -> Callable[[], None]:
+    """A `preexec_fn` for a child in a session of its own: the kernel SIGKILLs it when the thread that started
+    it (the event loop's thread of process `parent`) ends, as it does when that process is killed; and where
+    the kernel shares CPU time between sessions (autogroup), its new session's group gets the parent's
+    group's nice value (`group_nice`), so a child started by a low-priority job (an evaluation) stays low."""
 
     def preexec() -> None:
         if _prctl is not None:
             _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != parent:  # the parent died before the signal was set
             os._exit(1)
+        if group_nice is not None:
+            priority.set_group_nice(group_nice)
 
     return preexec
 
@@ -188,7 +192,7 @@ async def spawn(start: Launch, on_exit: Callable[[Child], None], timeout_s: floa
     pipe = asyncio.subprocess.PIPE
     proc = await asyncio.create_subprocess_exec(
         *start.args, stdin=pipe, stdout=pipe if start.url is None else asyncio.subprocess.DEVNULL, stderr=pipe,
-        env=start.env, start_new_session=True, preexec_fn=_dies_with(os.getpid()),
+        env=start.env, start_new_session=True, preexec_fn=_prepared(os.getpid(), priority.group_nice()),
     )  # fmt: skip
     child = Child(proc, on_exit, start)
     try:
