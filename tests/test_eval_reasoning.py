@@ -278,6 +278,7 @@ async def test_an_answer_the_engine_could_not_give_is_not_cached_and_is_asked_ag
     path = tmp_path / "items.jsonl"
     progress = await run([Unreachable("a", fail_on="2")], items(4), Cache(path), 64, concurrency=2)
     assert progress.unreachable == 1 and {r["id"] for r in Cache(path).records.values()} == {"0", "1", "3"}
+    assert all("unreachable" not in r for r in Cache(path).records.values()), "a cached record is an answer"
     again = Scripted("a")
     await run([again], items(4), Cache(path), 64, concurrency=2)
     assert again.asked == ["2"] and len(Cache(path).records) == 4

@@ -189,7 +189,7 @@ async def _worker(progress: Progress, cache: Cache, max_tokens: int, concurrency
         try:
             for system in systems:
                 record = await one(system, work, max_tokens, concurrency)
-                if record["unreachable"]:
+                if record.pop("unreachable"):  # not kept: every cached record is an answer
                     progress.unreachable += 1
                 else:
                     cache.add(record)
