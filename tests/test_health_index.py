@@ -95,7 +95,9 @@ def test_the_index_model_is_made_once_and_finds_what_the_packaged_one_finds(embe
     for query in queries:  # the same nearest key by either model
         assert np.argmax(full_keys @ embedder.embed([query])[0]) == np.argmax(fast_keys @ fast.embed([query])[0])
     alone = np.stack([fast.embed([k])[0] for k in keys])
-    assert np.all((alone * fast_keys).sum(axis=1) > 0.99)  # activations are quantized per batch: near, not equal
+    # activations are quantized per batch: near, not equal (cosine alone vs in a batch of 1,500 health keys:
+    # mean 0.993, min 0.980 on an AVX2 machine; these six gave 0.9896-0.9921 there, above 0.99 on another)
+    assert np.all((alone * fast_keys).sum(axis=1) > 0.97)
     assert np.allclose(np.linalg.norm(fast_keys, axis=1), 1, atol=1e-5)
 
 
