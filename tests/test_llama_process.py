@@ -291,17 +291,27 @@ asyncio.run(main())
 """
 
 
-@pytest.mark.parametrize("kind", [NATIVE, WHEEL])
-def test_the_child_of_a_killed_parent_exits_by_itself(model_cache: Path, kind: str) -> None:
+def parent_of_a_child(prefix: list[str], model_cache: Path, kind: str) -> subprocess.Popen[bytes]:
+    """`PARENT` started (through the command line `prefix`, if any) on a `kind` child; its stdout piped."""
     root = Path(__file__).resolve().parent.parent
     env = {**child_env(), "PYTHONPATH": os.pathsep.join([str(root), child_env()["PYTHONPATH"]])}
-    argv = [sys.executable, "-c", PARENT, str(model_cache), kind]
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, env=env) as parent:
+    argv = [*prefix, sys.executable, "-c", PARENT, str(model_cache), kind]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, env=env)
+
+
+def child_of(parent: subprocess.Popen[bytes]) -> int:
+    """The pid of the child that `PARENT` started, as it printed it."""
+    assert parent.stdout is not None
+    line = parent.stdout.readline()
+    assert line.strip().isdigit(), f"the parent did not start its child (exit code {parent.poll()})"
+    return int(line)
+
+
+@pytest.mark.parametrize("kind", [NATIVE, WHEEL])
+def test_the_child_of_a_killed_parent_exits_by_itself(model_cache: Path, kind: str) -> None:
+    with parent_of_a_child([], model_cache, kind) as parent:
         try:
-            assert parent.stdout is not None
-            line = parent.stdout.readline()
-            assert line.strip().isdigit(), f"the parent did not start its child (exit code {parent.poll()})"
-            child = int(line)
+            child = child_of(parent)
             assert not gone(child)
         finally:
             parent.kill()
@@ -314,15 +324,9 @@ def test_a_low_priority_parents_child_stays_low(model_cache: Path) -> None:
     llama.cpp child yields to other work as the evaluation does."""
     if not groups_can_be_niced():
         pytest.skip("no autogroup, or a session may not nice its group here: nice alone orders the processes")
-    root = Path(__file__).resolve().parent.parent
-    env = {**child_env(), "PYTHONPATH": os.pathsep.join([str(root), child_env()["PYTHONPATH"]])}
-    argv = [sys.executable, "-m", "ember_tools.background", sys.executable, "-c", PARENT, str(model_cache), WHEEL]
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, env=env) as wrapper:
+    with parent_of_a_child([sys.executable, "-m", "ember_tools.background"], model_cache, WHEEL) as wrapper:
         try:
-            assert wrapper.stdout is not None
-            line = wrapper.stdout.readline()
-            assert line.strip().isdigit(), f"the parent did not start its child (exit code {wrapper.poll()})"
-            child = int(line)
+            child = child_of(wrapper)
             group = Path(f"/proc/{child}/autogroup").read_text().split()
             assert group[-1] == "19" and group[0] != Path("/proc/self/autogroup").read_text().split()[0]
             assert os.getsid(child) == child, "the child leads a session (and so a group) of its own"

@@ -31,15 +31,18 @@ def lower_priority() -> None:
 
 def run(command: list[str]) -> int:
     """Run `command` in its own session at the lowest priority, forwarding stop signals; its exit status."""
-    child = subprocess.Popen(command, start_new_session=True, preexec_fn=lower_priority)
+    started: list[subprocess.Popen[bytes]] = []  # set once the job runs; the handlers are in place before
 
     def forward(signum: int, _frame: FrameType | None) -> None:
+        if not started:  # before the job exists: it is not started
+            sys.exit(128 + signum)
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signum)
+            os.killpg(started[0].pid, signum)
 
     for signum in FORWARDED:
         signal.signal(signum, forward)
-    status = child.wait()
+    started.append(subprocess.Popen(command, start_new_session=True, preexec_fn=lower_priority))
+    status = started[0].wait()
     return 128 - status if status < 0 else status
 
 
