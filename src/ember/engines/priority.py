@@ -12,7 +12,8 @@ AUTOGROUP = Path("/proc/self/autogroup")  # "/autogroup-N nice K"
 
 
 def group_nice() -> str | None:
-    """This process's group's nice value, None where the kernel has no autogroup."""
+    """This process's group's nice value; None where the kernel has no autogroup, or where this process is in
+    the kernel's root group (its session began before autogroup took effect: the file is then empty)."""
     try:
         return AUTOGROUP.read_text().split()[-1]
     except (OSError, IndexError):
