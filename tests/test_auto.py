@@ -114,6 +114,9 @@ def route_of(text: str, scopes: frozenset[str] | None = None) -> tuple[str, str 
         ("Tom buys 3 shirts at $12 each. How much does he spend?", "program"),
         ("Which organ helps people breathe?\nA. lungs\nB. liver\nC. skin", "choice"),
         ("Recommend a gift for my dad, he likes hiking", "ember-shopping"),
+        ("A school ordered 30 boxes of 12 pencils and 25 were broken. Calculate the number left.", "program"),
+        ("A shop sold 40 mugs at $6 each. Calculate the total cost of buying them all.", "program"),
+        ("Find the best laptop under $500", "ember-shopping"),
     ],
 )
 def test_router_table(text: str, target: str) -> None:

@@ -44,8 +44,12 @@ _SHOPPING = re.compile(
 _ASK = re.compile(r"^\s*(?:please\s+)?(?:what(?:'s| is)|calculate|compute|evaluate|how much is|solve)\s+", re.I)
 _ARITHMETIC = re.compile(r"^[\d\s+\-*/^().,%]*\d[\d\s+\-*/^().,%]*$")  # after normalise()
 _NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
+# a quantity asked for: "how many …?", "what is the total …?", or told to work it out ("… calculate the number
+# of votes the loser got."; "find" is left out: "find the best laptop under $500" is shopping)
 _QUANTITY = re.compile(
-    r"\b(?:how (?:many|much|long|far|old)|what (?:is|was) the (?:total|sum|cost|price|number))\b", re.I
+    r"\b(?:how (?:many|much|long|far|old)|what (?:is|was) the (?:total|sum|cost|price|number)|"
+    r"(?:calculate|compute|determine|work out|figure out) (?:the|how|what|his|her|their|its)\b)",
+    re.I,
 )
 _OPTION = re.compile(r"(?m)^\s*\(?[A-E][).:]\s+\S")
 _ENUMERATED = re.compile(r"(?m)^\s*(?:\d+[.)]|[-*•])\s+\S")
