@@ -14,9 +14,9 @@ from ember.engines import priority
 
 WRAP = [sys.executable, "-m", "ember_tools.background"]
 REPORT = """
-import os, pathlib
-group = pathlib.Path("/proc/self/autogroup")
-print(os.getsid(0), os.nice(0), (group.read_text().split() or ["-"])[-1] if group.exists() else "-")
+import os
+from ember.engines import priority
+print(os.getsid(0), os.nice(0), priority.group_nice())
 """
 
 
